@@ -1,0 +1,5 @@
+import sys
+
+from mcu_dc.cli import main
+
+sys.exit(main())

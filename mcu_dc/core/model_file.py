@@ -1,0 +1,144 @@
+"""The ``.mcudc`` file: the model blob followed by a JSON metadata section.
+
+``CompressedModel`` is what :func:`mcu_dc.compress` returns and :func:`load` reads. The
+blob is the truth (it is what goes to flash); the :class:`IntegerModel` is decoded from
+it, so whatever a user holds in memory is exactly what the device will run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from mcu_dc.core.blob import decode_blob, encode_blob_with_layout, read_header
+from mcu_dc.core.ir import IntegerModel
+from mcu_dc.errors import FormatError
+
+META_MAGIC = b"MCDM"
+_META = struct.Struct("<4sII")
+
+
+class CompressedModel:
+    """A compressed, integer-only model plus the host-side metadata."""
+
+    def __init__(
+        self,
+        model: IntegerModel | None = None,
+        meta: dict[str, Any] | None = None,
+        *,
+        blob: bytes | None = None,
+        max_code_len: int = 12,
+        lut_bits: int = 6,
+    ) -> None:
+        meta = dict(meta or {})
+        if blob is None:
+            if model is None:
+                raise ValueError("CompressedModel needs an IntegerModel or a blob")
+            blob, layout = encode_blob_with_layout(model, max_code_len=max_code_len, lut_bits=lut_bits)
+            meta.setdefault("name", model.name)
+            meta.setdefault("layer_names", [layer.name for layer in model.layers])
+            meta.setdefault("input_scale", model.input_scale)
+            meta.setdefault("output_scale", model.output_scale)
+            meta.setdefault("output_zp", model.output_zp)
+            meta["blob_layout"] = {
+                "header": layout.header,
+                "layers": [lay.as_dict() for lay in layout.layers],
+                "total": layout.total,
+            }
+        self.blob: bytes = blob
+        self.meta: dict[str, Any] = meta
+        self.model: IntegerModel = decode_blob(blob, meta.get("name", "<model>"), meta)
+
+    @property
+    def model_hash(self) -> int:
+        """The blob's CRC-32 (header offset 12): what the device reports in its INFO frame."""
+        return read_header(self.blob).crc32
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", self.model.name))
+
+    @property
+    def total_bytes(self) -> int:
+        return len(self.blob)
+
+    def to_bytes(self) -> bytes:
+        js = json.dumps(self.meta, sort_keys=True, default=_json_default).encode("utf-8")
+        return self.blob + _META.pack(META_MAGIC, len(js), zlib.crc32(js) & 0xFFFFFFFF) + js
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically: a temporary file in the same folder, then a rename."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_bytes()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> CompressedModel:
+        hdr = read_header(data, source)
+        p = hdr.blob_bytes
+        if len(data) < p + _META.size:
+            raise FormatError(
+                f"{source}: the metadata section that should start at byte offset {p} is missing or "
+                "truncated; the file was cut short — regenerate it with `mcu-dc compress`"
+            )
+        magic, n, crc = _META.unpack_from(data, p)
+        if magic != META_MAGIC:
+            raise FormatError(
+                f"{source}: bytes {p}..{p + 3} are {magic!r}, not the metadata magic {META_MAGIC!r}"
+            )
+        js = data[p + _META.size : p + _META.size + n]
+        if len(js) != n:
+            raise FormatError(
+                f"{source}: metadata at byte offset {p + _META.size} should be {n} bytes, only {len(js)} "
+                "are present; the file is truncated"
+            )
+        if zlib.crc32(js) & 0xFFFFFFFF != crc:
+            raise FormatError(f"{source}: metadata CRC mismatch at byte offset {p + 8}; the file is corrupt")
+        end = p + _META.size + n
+        if len(data) != end:
+            raise FormatError(f"{source}: {len(data) - end} unexpected bytes after byte offset {end}")
+        try:
+            meta = json.loads(js.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{source}: metadata is not valid JSON ({exc})") from None
+        return cls(meta=meta, blob=bytes(data[:p]))
+
+
+def load(path: str | os.PathLike[str]) -> CompressedModel:
+    """Read a ``.mcudc`` file (raises :class:`FormatError` with the byte offset on damage)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such model file; create one with `mcu-dc compress`") from None
+    except IsADirectoryError:
+        raise FormatError(f"{path} is a directory, not a .mcudc model file") from None
+    return CompressedModel.from_bytes(data, str(path))
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
