@@ -56,3 +56,10 @@ EXPECTED_HEX = (
     "02 00 0300 08000000" "0100 0200" "0200 0000 0100" "0000" "9a000000 00000000"  # weights @108
     "01 00 0200 05000000" "0200" "0000 0100" "0000" "58000000 00000000"  # index @136
 ).replace(" ", "")
+
+
+def test_worked_example_simulated():
+    from mcu_dc.core.simulator import simulate
+
+    out = simulate(example_model(), np.array([132, 0, 0, 130], dtype=np.uint8))
+    assert out.reshape(-1).tolist() == [4, -128]

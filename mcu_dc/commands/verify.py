@@ -1,0 +1,66 @@
+"""``mcu-dc verify FILE|DIR --board B [--port URL]``: prove the device bit-exact against the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "verify",
+        help="run a test set on a board (real or emulated) and compare every output with the simulator",
+        description="Stream test images to the firmware on a board and check each output against the "
+        "bit-exact simulator. Without --port, an emulated board (qemu-*) is generated, built and booted "
+        "under qemu-system-arm. Exits non-zero (4) on any mismatch.",
+    )
+    p.add_argument("source", metavar="FILE|DIR", help="a .mcudc model file, or a generated project directory")
+    p.add_argument("--board", required=True, help="board id (see `mcu-dc boards`), e.g. qemu-mps2-an386")
+    p.add_argument(
+        "--port",
+        help="serial port or URL of a running board: /dev/ttyACM0, socket://host:port, "
+        "rfc2217://host:port (default for qemu-* boards: start QEMU)",
+    )
+    p.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=("mnist", "fashion-mnist", "digits"),
+        help="test set to stream (default: mnist)",
+    )
+    p.add_argument(
+        "--data-dir", help="folder holding the dataset files (default: $MCU_DC_DATA or the shared data)"
+    )
+    p.add_argument("--limit", type=int, help="only the first N test images (default: all)")
+    p.add_argument(
+        "--baud", type=int, default=115200, help="baud rate of a real serial port (default 115200)"
+    )
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for one reply (default 5)")
+    p.add_argument("--work-dir", type=Path, help="where firmware builds are cached (default ~/.cache/mcu_dc)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcu_dc.device.harness import LinkSettings
+    from mcu_dc.device.verify import VerifySettings, raise_on_mismatch, verify
+
+    settings = VerifySettings(
+        board=args.board,
+        port=args.port,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        work_dir=args.work_dir,
+        progress=not args.no_progress and not args.json and sys.stderr.isatty(),
+        link=LinkSettings(baudrate=args.baud, reply_timeout_s=args.timeout),
+    )
+    report = verify(args.source, settings)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    raise_on_mismatch(report)
+    return 0

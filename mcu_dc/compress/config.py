@@ -1,0 +1,176 @@
+"""Settings of the compression pipeline as dataclasses, loadable from TOML.
+
+A TOML file mirrors :class:`CompressConfig`::
+
+    val_size = 5000
+    [dense]
+    epochs = 20
+    [prune]
+    rounds = 3
+    budget = 0.01
+    [prune.retrain]
+    epochs = 4
+    [cluster]
+    conv_bits = 8
+    fc_bits = 5
+    [finetune]
+    epochs = 2
+    [quantize]
+    fc_index_bits = 5
+
+Unknown keys are an error (a typo must not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from mcu_dc.compress.cluster import ClusterConfig
+from mcu_dc.compress.quantize import QuantConfig
+from mcu_dc.compress.train import TrainConfig
+from mcu_dc.errors import ConfigError
+
+
+@dataclass
+class PruneConfig:
+    enabled: bool = True
+    rounds: int = 3  # prune -> retrain iterations
+    budget: float = 0.01  # accuracy drop allowed per layer in the sensitivity analysis (per round)
+    max_sparsity: float = 0.97
+    grid: list[float] = field(
+        default_factory=lambda: [0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
+    )
+    sparsity: dict[str, float] = field(default_factory=dict)  # explicit final sparsity per layer
+    dropout_adjust: bool = True
+    retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=0.01))
+
+    def validate(self) -> None:
+        if self.rounds < 1 or not 0.0 <= self.budget <= 1.0 or not 0.0 <= self.max_sparsity < 1.0:
+            raise ConfigError(
+                f"prune: rounds >= 1, budget in [0, 1] and max_sparsity in [0, 1) are required, got rounds="
+                f"{self.rounds}, budget={self.budget}, max_sparsity={self.max_sparsity}"
+            )
+        for name, s in self.sparsity.items():
+            if not 0.0 <= s < 1.0:
+                raise ConfigError(
+                    f"prune.sparsity[{name!r}] = {s}: must be in [0, 1); 1.0 would prune the layer to 100 %"
+                )
+        self.retrain.validate("prune.retrain")
+
+
+@dataclass
+class CompressConfig:
+    dense: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=0.05))
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    finetune: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0)
+    )
+    quantize: QuantConfig = field(default_factory=QuantConfig)
+    val_size: int = 5000  # held out of the training set for sensitivity analysis
+    max_code_len: int = 12  # longest Huffman code (the MCU decoder's bound)
+    lut_bits: int = 6
+    seed: int = 0
+
+    def validate(self) -> None:
+        self.dense.validate("dense")
+        self.prune.validate()
+        self.cluster.validate()
+        self.finetune.validate("finetune")
+        self.quantize.validate()
+        if not 1 <= self.max_code_len <= 15 or not 0 <= self.lut_bits <= min(12, self.max_code_len):
+            raise ConfigError(
+                f"max_code_len must be 1..15 and lut_bits 0..min(12, max_code_len); got {self.max_code_len}, "
+                f"{self.lut_bits}"
+            )
+        if self.val_size < 0:
+            raise ConfigError("val_size must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a nested dict, refusing unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        t = hints[key]
+        sub = f"{where}.{key}"
+        if dataclasses.is_dataclass(t):
+            kwargs[key] = from_dict(t, value, sub)  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _coerce(t, value, sub)
+    return cls(**kwargs)
+
+
+def _coerce(t: Any, value: Any, where: str) -> Any:
+    origin = getattr(t, "__origin__", None)
+    if t is bool:
+        ok = isinstance(value, bool)
+    elif t is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif t is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif t is str:
+        ok = isinstance(value, str)
+    elif origin is list:
+        ok = isinstance(value, list)
+    elif origin is dict:
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{where} = {value!r} has the wrong type; expected {getattr(t, '__name__', t)}")
+    return value
+
+
+def load_config(path: str | os.PathLike[str]) -> CompressConfig:
+    path = Path(path)
+    if sys.version_info < (3, 11):
+        raise ConfigError(
+            f"reading {path} needs Python >= 3.11 (tomllib); on Python 3.10 build a CompressConfig in Python "
+            "instead of passing --config"
+        )
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    cfg = from_dict(CompressConfig, data, str(path))
+    cfg.validate()
+    return cfg
+
+
+def default_config(dataset: str) -> CompressConfig:
+    """Defaults per dataset: small and quick for ``digits``, paper-like for MNIST-sized sets."""
+    if dataset == "digits":
+        return CompressConfig(
+            dense=TrainConfig(epochs=50, lr=0.1, batch_size=32),
+            prune=PruneConfig(rounds=2, budget=0.01, retrain=TrainConfig(epochs=10, lr=0.02, batch_size=32)),
+            finetune=TrainConfig(epochs=5, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=32),
+            val_size=200,
+        )
+    return CompressConfig(
+        dense=TrainConfig(epochs=20, lr=0.05, augment_shift=2),
+        prune=PruneConfig(rounds=3, retrain=TrainConfig(epochs=3, lr=0.01, augment_shift=2)),
+        finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=2),
+        quantize=QuantConfig(auto_index_bits=False),
+    )

@@ -1,0 +1,326 @@
+"""The whole compression: capture → dense training → prune → cluster → quantize → encode.
+
+``compress(model, train, test, config)`` returns a
+:class:`mcu_dc.core.model_file.CompressedModel` whose metadata holds the float accuracy
+after each stage, the integer model's accuracy (bit-exact simulator), the settings and
+the compression report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mcu_dc.compress import cluster, prune, sensitivity
+from mcu_dc.compress.capture import capture
+from mcu_dc.compress.chain import ChainNet
+from mcu_dc.compress.config import CompressConfig
+from mcu_dc.compress.quantize import dequantize_outputs, to_integer_model
+from mcu_dc.compress.train import evaluate, predict_logits, train
+from mcu_dc.core.model_file import CompressedModel
+from mcu_dc.data.datasets import Dataset
+from mcu_dc.errors import ConfigError, DataError, ModelError
+
+
+@dataclass
+class Artifacts:
+    """What a run produced besides the model file (for plots and benchmarks)."""
+
+    weights: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # stage -> layer -> values
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)  # one per pruning round
+    timings: dict[str, float] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    sparsity: dict[str, float] = field(default_factory=dict)
+    qualities: dict[str, float] = field(default_factory=dict)
+    float_vs_int_max_abs: float = 0.0
+
+
+def _device(device: str | torch.device) -> torch.device:
+    d = torch.device(device)
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    return d
+
+
+def _snapshot(net: ChainNet) -> dict[str, np.ndarray]:
+    out = {}
+    for wl in net.weight_layers():
+        w = wl.effective_weight().detach().cpu().numpy().ravel()
+        out[wl.name] = w[wl.mask.detach().cpu().numpy().ravel() > 0]
+    return out
+
+
+def split_validation(train_set: Dataset, val_size: int, seed: int) -> tuple[Dataset, Dataset]:
+    if val_size <= 0:
+        return train_set, train_set
+    if val_size >= len(train_set):
+        raise DataError(
+            f"val_size {val_size} leaves no training data ({len(train_set)} images); lower val_size"
+        )
+    perm = np.random.default_rng(seed).permutation(len(train_set))
+    return train_set.subset(np.sort(perm[val_size:])), train_set.subset(np.sort(perm[:val_size]))
+
+
+def load_pretrained(net: ChainNet, path: Path) -> bool:
+    """Load cached dense weights into ``net``; False if the file does not exist."""
+    if not path.is_file():
+        return False
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        for wl in net.weight_layers():
+            w, b = state[f"{wl.name}.weight"], state[f"{wl.name}.bias"]
+            if w.shape != wl.weight.shape or b.shape != wl.bias.shape:
+                raise KeyError(wl.name)
+            wl.weight.data.copy_(w)
+            wl.bias.data.copy_(b)
+    except KeyError as exc:
+        raise ModelError(
+            f"pretrained weights {path} do not match the model (layer {exc.args[0]!r} missing or of another "
+            "shape); delete the file or pass another --pretrained path"
+        ) from None
+    return True
+
+
+def save_pretrained(net: ChainNet, path: Path) -> None:
+    state = {}
+    for wl in net.weight_layers():
+        state[f"{wl.name}.weight"] = wl.weight.detach().cpu().clone()
+        state[f"{wl.name}.bias"] = wl.bias.detach().cpu().clone()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _prune_stage(
+    net: ChainNet,
+    fit: Dataset,
+    val: Dataset,
+    cfg: CompressConfig,
+    dev: torch.device,
+    art: Artifacts,
+    progress: bool,
+) -> None:
+    pc = cfg.prune
+    base_dropout = prune.original_dropout(net)
+    layer_names = [wl.name for wl in net.weight_layers()]
+    unknown = sorted(set(pc.sparsity) - set(layer_names))
+    if unknown:
+        raise ConfigError(f"prune.sparsity names unknown layer(s) {unknown}; the layers are {layer_names}")
+    for r in range(pc.rounds):
+        t0 = time.perf_counter()
+        current = prune.sparsity(net)
+        if pc.sparsity and set(pc.sparsity) == set(layer_names):
+            target_final = pc.sparsity
+            sens = None
+        else:
+            grid = tuple(s for s in pc.grid if s <= pc.max_sparsity)
+            sens = sensitivity.analyze(net, val, dev, grid)
+            art.sensitivity.append(sens.to_dict())
+            target_final = {**sens.choose(pc.budget, pc.max_sparsity, current), **pc.sparsity}
+        art.timings[f"sensitivity_{r + 1}"] = time.perf_counter() - t0
+        for wl in net.weight_layers():
+            goal = target_final[wl.name]
+            if pc.sparsity and sens is None:
+                # explicit targets: ramp the kept fraction geometrically over the rounds
+                keep = (1.0 - goal) ** ((r + 1) / pc.rounds)
+                goal = 1.0 - keep
+            if goal > current[wl.name] + 1e-9:
+                q, _ = prune.prune_to_sparsity(wl, goal)
+                art.qualities[wl.name] = q
+        if pc.dropout_adjust:
+            prune.adjust_dropout(net, base_dropout)
+        t0 = time.perf_counter()
+        train(net, fit, pc.retrain, dev, desc=f"prune round {r + 1}/{pc.rounds}", progress=progress)
+        art.timings[f"retrain_{r + 1}"] = time.perf_counter() - t0
+
+
+def finish(
+    net: ChainNet,
+    *,
+    model_name: str,
+    fit: Dataset,
+    train_set: Dataset,
+    test_set: Dataset,
+    cfg: CompressConfig,
+    dev: torch.device,
+    art: Artifacts,
+    progress: bool,
+    say: Any,
+    original_bytes: int,
+) -> CompressedModel:
+    """Stage 2 (cluster + fine-tune or DQC), integer model, encoding, simulator accuracy, report."""
+    # stage 2
+    t0 = time.perf_counter()
+    cluster.cluster_net(net, cfg.cluster)
+    art.accuracy["clustered"] = evaluate(net, test_set, dev)
+    on_step = None
+    if cfg.cluster.mode == "dqc":
+        every = cfg.cluster.dqc_update_every
+
+        def on_step(n: ChainNet, step: int) -> None:
+            if step % every == 0:
+                cluster.dqc_update(n, cfg.cluster)
+
+    train(
+        net, fit, cfg.finetune, dev, desc=f"finetune ({cfg.cluster.mode})", progress=progress, on_step=on_step
+    )
+    cluster.finalize(net)
+    art.timings["quantize_train"] = time.perf_counter() - t0
+    art.accuracy["quantized"] = evaluate(net, test_set, dev)
+    art.weights["quantized"] = _snapshot(net)
+    say(f"clustered+finetuned: test accuracy {art.accuracy['quantized']:.4f}")
+
+    # integer model + encoding
+    t0 = time.perf_counter()
+    im = to_integer_model(net, fit, cfg.quantize, dev, model_name)
+    meta: dict[str, Any] = {"dataset": train_set.name.rsplit("-", 1)[0], "original_bytes": original_bytes}
+    cm = CompressedModel(im, meta, max_code_len=cfg.max_code_len, lut_bits=cfg.lut_bits)
+    art.timings["encode"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    from mcu_dc.core.simulator import simulate
+
+    y = simulate(cm.model, test_set.images)
+    art.accuracy["integer"] = float((y.argmax(1) == np.asarray(test_set.labels)).mean())
+    logits = predict_logits(net, test_set.subset(np.arange(min(500, len(test_set)))), dev).numpy()
+    deq = dequantize_outputs(cm.model, y[: len(logits)])
+    art.float_vs_int_max_abs = float(np.abs(deq - logits).max()) if len(logits) else 0.0
+    art.timings["simulate"] = time.perf_counter() - t0
+    say(f"integer (bit-exact simulator): test accuracy {art.accuracy['integer']:.4f}")
+
+    from mcu_dc.compress.report import build_report
+
+    cm.meta.update(
+        {
+            "layer_names": [layer.name for layer in cm.model.layers],
+            "accuracy": art.accuracy,
+            "config": cfg.to_dict(),
+            "sparsity": art.sparsity,
+            "quality": art.qualities,
+            "timings_s": art.timings,
+            "float_vs_int_max_abs": art.float_vs_int_max_abs,
+        }
+    )
+    cm.meta["report"] = build_report(cm)
+    return cm
+
+
+@dataclass
+class Stage1:
+    """State after dense training and pruning (stage 2 variants can start from copies of it)."""
+
+    net: ChainNet
+    fit: Dataset
+    val: Dataset
+    art: Artifacts
+    original_bytes: int
+    dev: torch.device
+
+
+def dense_and_prune(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    cfg: CompressConfig,
+    *,
+    device: str | torch.device = "cpu",
+    pretrained: str | Path | None = None,
+    progress: bool = True,
+    say: Any = None,
+) -> Stage1:
+    """Capture, train (or load) the dense model, then prune it iteratively."""
+    cfg.validate()
+    dev = _device(device)
+    torch.manual_seed(cfg.seed)
+    say = say or (lambda msg: None)
+    if train_set.input_shape != test_set.input_shape:
+        raise DataError(f"train images {train_set.input_shape} and test images {test_set.input_shape} differ")
+    art = Artifacts()
+    net = capture(model, train_set.input_shape).to(dev)
+    original_bytes = 4 * net.n_params()
+    fit, val = split_validation(train_set, cfg.val_size, cfg.seed)
+
+    t0 = time.perf_counter()
+    cache = Path(pretrained) if pretrained else None
+    if cache is not None and load_pretrained(net, cache):
+        say(f"dense weights loaded from {cache}")
+        net.to(dev)
+    else:
+        train(net, fit, cfg.dense, dev, desc="dense", progress=progress)
+        if cache is not None:
+            save_pretrained(net, cache)
+    art.timings["dense"] = time.perf_counter() - t0
+    art.accuracy["dense"] = evaluate(net, test_set, dev)
+    art.weights["dense"] = _snapshot(net)
+    say(f"dense: test accuracy {art.accuracy['dense']:.4f}")
+
+    t0 = time.perf_counter()
+    if cfg.prune.enabled:
+        _prune_stage(net, fit, val, cfg, dev, art, progress)
+    art.timings["prune"] = time.perf_counter() - t0
+    art.sparsity = prune.sparsity(net)
+    art.accuracy["pruned"] = evaluate(net, test_set, dev)
+    art.weights["pruned"] = _snapshot(net)
+    kept = sum(wl.kept() for wl in net.weight_layers()) / sum(wl.n_weights for wl in net.weight_layers())
+    say(f"pruned: {kept:.2%} of weights kept, test accuracy {art.accuracy['pruned']:.4f}")
+    return Stage1(net, fit, val, art, original_bytes, dev)
+
+
+def run_pipeline(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    config: CompressConfig | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    name: str | None = None,
+    pretrained: str | Path | None = None,
+    progress: bool = True,
+    log: Any = None,
+) -> tuple[CompressedModel, Artifacts]:
+    """Run every stage; returns the model and the run's artifacts."""
+    cfg = config or CompressConfig()
+    say = log or (lambda msg: None)
+    t_start = time.perf_counter()
+    s1 = dense_and_prune(
+        model, train_set, test_set, cfg, device=device, pretrained=pretrained, progress=progress, say=say
+    )
+    cm = finish(
+        s1.net,
+        model_name=name or type(model).__name__.lower(),
+        fit=s1.fit,
+        train_set=train_set,
+        test_set=test_set,
+        cfg=cfg,
+        dev=s1.dev,
+        art=s1.art,
+        progress=progress,
+        say=say,
+        original_bytes=s1.original_bytes,
+    )
+    s1.art.timings["total"] = time.perf_counter() - t_start
+    cm.meta["timings_s"] = s1.art.timings
+    return cm, s1.art
+
+
+def compress(
+    model: nn.Module,
+    train: Dataset,
+    test: Dataset,
+    config: CompressConfig | None = None,
+    **kwargs: Any,
+) -> CompressedModel:
+    """Deep-compress ``model`` (prune, trained quantization, Huffman) into a :class:`CompressedModel`.
+
+    Keyword arguments: ``device`` ("cpu" | "cuda"), ``name``, ``pretrained`` (a path that
+    caches the dense weights: loaded when present, written after dense training otherwise),
+    ``progress`` (tqdm bars), ``log`` (a callable taking one line of text).
+    """
+    return run_pipeline(model, train, test, config, **kwargs)[0]

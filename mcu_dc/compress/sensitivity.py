@@ -1,0 +1,79 @@
+"""Per-layer pruning sensitivity: accuracy vs sparsity when pruning one layer alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mcu_dc.compress.chain import ChainNet
+from mcu_dc.compress.prune import layer_std, quality_for_sparsity
+from mcu_dc.compress.train import evaluate
+from mcu_dc.data.datasets import Dataset
+
+DEFAULT_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
+
+
+@dataclass
+class Sensitivity:
+    baseline: float
+    layers: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # sparsity, quality, accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "layers": self.layers}
+
+    def save_json(self, path: Path) -> None:
+        from mcu_dc.compress.report import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
+
+    def choose(self, budget: float, max_sparsity: float, current: dict[str, float]) -> dict[str, float]:
+        """Per layer: the largest sparsity whose accuracy drop is within ``budget`` (never below current)."""
+        out: dict[str, float] = {}
+        for name, d in self.layers.items():
+            best = current.get(name, 0.0)
+            for s, acc in zip(d["sparsity"], d["accuracy"], strict=False):
+                if s <= max_sparsity and self.baseline - acc <= budget and s > best:
+                    best = s
+            out[name] = best
+        return out
+
+
+@torch.no_grad()
+def analyze(
+    net: ChainNet,
+    data: Dataset,
+    device: torch.device,
+    grid: tuple[float, ...] = DEFAULT_GRID,
+    layers: list[str] | None = None,
+) -> Sensitivity:
+    """Prune each layer alone to each sparsity of ``grid`` (above its current one) and measure accuracy."""
+    net.to(device)
+    base = evaluate(net, data, device)
+    sens = Sensitivity(baseline=base)
+    for wl in net.weight_layers():
+        if layers is not None and wl.name not in layers:
+            continue
+        cur = 1.0 - wl.kept() / wl.n_weights
+        saved_w, saved_m = wl.weight.detach().clone(), wl.mask.detach().clone()
+        std = layer_std(wl)
+        rec: dict[str, list[float]] = {"sparsity": [], "quality": [], "accuracy": []}
+        for s in grid:
+            if s <= cur + 1e-9:
+                continue
+            q = quality_for_sparsity(wl, s)
+            keep = (wl.weight.abs() >= q * std).float() * saved_m
+            if keep.sum() == 0:
+                continue
+            wl.mask.copy_(keep)
+            wl.weight.mul_(keep)
+            rec["sparsity"].append(float(s))
+            rec["quality"].append(float(q))
+            rec["accuracy"].append(evaluate(net, data, device))
+            wl.weight.copy_(saved_w)
+            wl.mask.copy_(saved_m)
+        sens.layers[wl.name] = rec
+    return sens

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mcu_dc.compress import cluster
+from mcu_dc.compress.capture import capture
+from mcu_dc.compress.cluster import ClusterConfig
+from mcu_dc.compress.prune import prune_to_sparsity
+from mcu_dc.compress.quantize import QuantConfig, best_index_bits, dequantize_outputs, to_integer_model
+from mcu_dc.compress.train import predict_logits
+from mcu_dc.core import ir
+from mcu_dc.core.blob import decode_blob, encode_blob, layer_byte_breakdown
+from mcu_dc.core.simulator import simulate
+from mcu_dc.data.datasets import Dataset
+from mcu_dc.errors import ConfigError
+
+
+def _data(n=300, shape=(1, 10, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    return Dataset(
+        "toy", rng.integers(0, 256, size=(n, *shape), dtype=np.uint8), np.zeros(n, np.int64), 1 / 255
+    )
+
+
+def _conv_net():
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 3 * 3, 20),
+        nn.ReLU(),
+        nn.Linear(20, 5),
+    )
+    net = capture(m, (1, 10, 10))
+    for wl in net.weight_layers():
+        prune_to_sparsity(wl, 0.5)
+    cluster.cluster_net(net, ClusterConfig(conv_bits=6, fc_bits=5))
+    return net
+
+
+def test_integer_model_is_valid_and_matches_float():
+    net = _conv_net()
+    data = _data()
+    im = to_integer_model(net, data, QuantConfig(), torch.device("cpu"), "toy")
+    assert [type(layer).__name__ for layer in im.layers] == ["Conv2D", "MaxPool2D", "Conv2D", "FC", "FC"]
+    first = im.layers[0]
+    assert first.in_zp == -128 and im.input_scale == 1 / 255
+    assert first.index_bits == 8 and im.layers[3].index_bits == 5
+    assert im.layers[0].act_min == -128  # conv without ReLU
+    relu_fc = im.layers[3]
+    assert relu_fc.out_zp == -128 and relu_fc.act_min == relu_fc.out_zp
+    for layer in im.layers:
+        if isinstance(layer, (ir.Conv2D, ir.FC)):
+            assert layer.codebook.dtype == np.int8 and np.abs(layer.codebook.astype(int)).max() == 127
+            assert layer.assign.max() < len(layer.codebook)
+            assert not (layer.codebook[layer.assign[layer.assign >= 0]] == 0).any()
+    blob = encode_blob(im)
+    back = decode_blob(blob)
+    assert len(back.layers) == len(im.layers)
+    y = simulate(im, data.images)
+    deq = dequantize_outputs(im, y)
+    ref = predict_logits(net, data, torch.device("cpu")).numpy()
+    span = ref.max() - ref.min()
+    assert np.abs(deq - ref).max() < 0.05 * span
+    assert np.corrcoef(deq.ravel(), ref.ravel())[0, 1] > 0.995
+
+
+def test_byte_accounting_equals_serialized_size():
+    net = _conv_net()
+    im = to_integer_model(net, _data(), QuantConfig(auto_index_bits=True), torch.device("cpu"))
+    parts = layer_byte_breakdown(im)
+    assert sum(p["total"] for p in parts) == len(encode_blob(im))
+
+
+def test_auto_index_bits_is_never_worse():
+    rng = np.random.default_rng(0)
+    assign = np.where(rng.random((30, 200)) < 0.1, rng.integers(0, 16, (30, 200)), -1)
+    from mcu_dc.compress.quantize import stream_bits
+
+    b = best_index_bits(assign, 16, 12)
+    assert all(stream_bits(assign, b, 16, 12) <= stream_bits(assign, o, 16, 12) for o in range(1, 9))
+
+
+def test_index_bits_out_of_range():
+    with pytest.raises(ConfigError, match="out of range"):
+        QuantConfig(fc_index_bits=9).validate()
+    with pytest.raises(ConfigError, match="out of range"):
+        QuantConfig(index_bits={"fc1": 0}).validate()

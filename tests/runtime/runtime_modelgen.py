@@ -1,0 +1,206 @@
+"""Random IntegerModels for the runtime tests (numpy RNG driven; hypothesis draws the seeds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcu_dc.core.ir import FC, Conv2D, Encoding, IntegerModel, MaxPool2D, Requant
+
+
+@dataclass
+class WeightSpec:
+    density: float = 0.5  # fraction of kept weights
+    k: int = 16  # codebook entries
+    index_bits: int = 4
+    empty_rows: float = 0.0  # fraction of rows pruned entirely
+    empty_cols: float = 0.0  # fraction of columns pruned entirely
+    encoding: Encoding = Encoding.HUFFMAN_SPARSE
+    scale: float = 1.0  # requant scale factor around the "natural" one
+    single_symbol: bool = False  # every kept weight uses codebook entry 0
+
+
+def _assign(rng: np.random.Generator, rows: int, fan_in: int, spec: WeightSpec) -> np.ndarray:
+    keep = rng.random((rows, fan_in)) < spec.density
+    if spec.empty_rows:
+        keep[rng.random(rows) < spec.empty_rows, :] = False
+    if spec.empty_cols:
+        keep[:, rng.random(fan_in) < spec.empty_cols] = False
+    if spec.single_symbol:
+        idx = np.zeros((rows, fan_in), dtype=np.int16)
+    else:
+        idx = rng.integers(0, spec.k, size=(rows, fan_in)).astype(np.int16)
+    return np.where(keep, idx, -1).astype(np.int16)
+
+
+def _codebook(rng: np.random.Generator, k: int) -> np.ndarray:
+    return rng.integers(-128, 128, size=k).astype(np.int8)
+
+
+def _requant(rng: np.random.Generator, fan_in: int, density: float, scale: float) -> Requant:
+    kept = max(1.0, fan_in * max(density, 0.01))
+    real = 40.0 / (np.sqrt(kept) * 70.0 * 100.0) * scale * float(rng.uniform(0.5, 2.0))
+    return Requant.from_real(real)
+
+
+def _zp(rng: np.random.Generator) -> int:
+    return int(rng.integers(-128, 128))
+
+
+def _acts(rng: np.random.Generator, out_zp: int) -> tuple[int, int]:
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        return -128, 127
+    if kind == 1:
+        return out_zp, 127  # fused ReLU
+    lo = int(rng.integers(-128, 128))
+    return lo, int(rng.integers(lo, 128))
+
+
+def fc_layer(rng, in_shape, out_features, spec: WeightSpec, in_zp: int, name="fc") -> FC:
+    fan_in = int(np.prod(in_shape))
+    out_zp = _zp(rng)
+    amin, amax = _acts(rng, out_zp)
+    return FC(
+        name=name,
+        in_shape=tuple(in_shape),
+        out_features=out_features,
+        codebook=_codebook(rng, spec.k),
+        assign=_assign(rng, out_features, fan_in, spec),
+        bias=rng.integers(-(2**15), 2**15, size=out_features).astype(np.int32),
+        requant=_requant(rng, fan_in, spec.density, spec.scale),
+        in_zp=in_zp,
+        out_zp=out_zp,
+        act_min=amin,
+        act_max=amax,
+        encoding=spec.encoding,
+        index_bits=spec.index_bits,
+    )
+
+
+def conv_layer(
+    rng, in_shape, out_c, kernel, stride, padding, spec: WeightSpec, in_zp: int, name="conv"
+) -> Conv2D:
+    fan_in = in_shape[0] * kernel[0] * kernel[1]
+    out_zp = _zp(rng)
+    amin, amax = _acts(rng, out_zp)
+    return Conv2D(
+        name=name,
+        in_shape=tuple(in_shape),
+        out_channels=out_c,
+        kernel=tuple(kernel),
+        stride=tuple(stride),
+        padding=tuple(padding),
+        codebook=_codebook(rng, spec.k),
+        assign=_assign(rng, out_c, fan_in, spec),
+        bias=rng.integers(-(2**15), 2**15, size=out_c).astype(np.int32),
+        requant=_requant(rng, fan_in, spec.density, spec.scale),
+        in_zp=in_zp,
+        out_zp=out_zp,
+        act_min=amin,
+        act_max=amax,
+        encoding=spec.encoding,
+        index_bits=spec.index_bits,
+    )
+
+
+def with_encoding(model: IntegerModel, encoding: Encoding) -> IntegerModel:
+    """The same model with every weight layer stored with ``encoding``."""
+    import copy
+
+    m = copy.deepcopy(model)
+    for layer in m.layers:
+        if isinstance(layer, (FC, Conv2D)):
+            layer.encoding = encoding
+    return m
+
+
+def lenet_like(rng: np.random.Generator, spec: WeightSpec | None = None) -> IntegerModel:
+    """Small conv → pool → conv → fc → fc chain on a 1x12x12 input."""
+    spec = spec or WeightSpec(density=0.3, k=16, index_bits=4)
+    layers = []
+    c1 = conv_layer(rng, (1, 12, 12), 4, (3, 3), (1, 1), (1, 1), spec, -128, "conv1")
+    layers.append(c1)
+    p1 = MaxPool2D("pool1", c1.out_shape, (2, 2), (2, 2), c1.out_zp)
+    layers.append(p1)
+    c2 = conv_layer(rng, p1.out_shape, 6, (3, 3), (2, 2), (0, 0), spec, c1.out_zp, "conv2")
+    layers.append(c2)
+    f1 = fc_layer(rng, c2.out_shape, 20, spec, c2.out_zp, "fc1")
+    layers.append(f1)
+    f2 = fc_layer(rng, f1.out_shape, 10, spec, f1.out_zp, "fc2")
+    layers.append(f2)
+    return IntegerModel(layers=layers, input_shape=(1, 12, 12), input_scale=1 / 255, output_scale=0.1,
+                        output_zp=f2.out_zp, name="lenet_like")
+
+
+# ----------------------------------------------------------------------------- hypothesis
+
+def weight_specs():
+    """Hypothesis strategy for :class:`WeightSpec` covering the corner cases of the format."""
+    from hypothesis import strategies as st
+
+    return st.builds(
+        WeightSpec,
+        density=st.sampled_from([0.0, 0.02, 0.1, 0.3, 0.7, 1.0]),
+        k=st.sampled_from([1, 2, 3, 4, 5, 16, 31, 64, 200, 256]),
+        index_bits=st.integers(1, 8),
+        empty_rows=st.sampled_from([0.0, 0.0, 0.3]),
+        empty_cols=st.sampled_from([0.0, 0.0, 0.5]),
+        encoding=st.sampled_from([Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]),
+        scale=st.sampled_from([0.01, 1.0, 1.0, 30.0]),
+        single_symbol=st.booleans(),
+    )
+
+
+def random_model(seed: int, spec: WeightSpec, shape: tuple[int, int, int], plan: list[tuple]) -> IntegerModel:
+    """Build a chain from ``plan``.
+
+    Steps: ("fc", out) | ("conv", out_c, kh, kw, sh, sw, ph, pw) | ("pool", kh, kw, sh, sw). Steps
+    that do not fit the current shape are skipped; a chain without weights gets a final FC.
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    cur = tuple(shape)
+    zp = -128
+    for i, step in enumerate(plan):
+        kind = step[0]
+        if kind == "conv":
+            _, oc, kh, kw, sh, sw, ph, pw = step
+            ph, pw = min(ph, kh - 1), min(pw, kw - 1)
+            if kh > cur[1] + 2 * ph or kw > cur[2] + 2 * pw:
+                continue
+            layer = conv_layer(rng, cur, oc, (kh, kw), (sh, sw), (ph, pw), spec, zp, f"conv{i}")
+        elif kind == "pool":
+            _, kh, kw, sh, sw = step
+            if kh > cur[1] or kw > cur[2]:
+                continue
+            layer = MaxPool2D(f"pool{i}", cur, (kh, kw), (sh, sw), zp)
+        else:
+            layer = fc_layer(rng, cur, step[1], spec, zp, f"fc{i}")
+        layers.append(layer)
+        cur = layer.out_shape
+        zp = layer.zp if isinstance(layer, MaxPool2D) else layer.out_zp
+    if not any(isinstance(layer, (FC, Conv2D)) for layer in layers):
+        layer = fc_layer(rng, cur, 3, spec, zp, "fc_last")
+        layers.append(layer)
+        zp = layer.out_zp
+    return IntegerModel(layers=layers, input_shape=tuple(shape), input_scale=1 / 255, output_scale=1.0,
+                        output_zp=zp, name=f"random{seed}")
+
+
+def plans():
+    from hypothesis import strategies as st
+
+    conv = st.tuples(st.just("conv"), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4),
+                     st.integers(1, 3), st.integers(1, 3), st.integers(0, 2), st.integers(0, 2))
+    k3 = st.integers(1, 3)
+    pool = st.tuples(st.just("pool"), k3, k3, k3, k3)
+    fc = st.tuples(st.just("fc"), st.integers(1, 37))
+    return st.lists(st.one_of(conv, pool, fc), min_size=1, max_size=4)
+
+
+def shapes():
+    from hypothesis import strategies as st
+
+    return st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9))
