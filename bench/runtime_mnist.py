@@ -38,8 +38,8 @@ from mcu_dc.core.ir import FC, Conv2D, Encoding  # noqa: E402
 from mcu_dc.core.model_file import CompressedModel, load  # noqa: E402
 from mcu_dc.core.simulator import simulate  # noqa: E402
 from mcu_dc.data.datasets import load_dataset  # noqa: E402
-from mcu_dc.deploy.codegen import write_text_atomic  # noqa: E402
 from mcu_dc.deploy.hostbuild import build_runner, run_blob  # noqa: E402
+from mcu_dc.fileio import write_text_atomic  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -23,8 +23,8 @@ __all__ = ["CompressedModel", "McuDcError", "__version__", "compress", "generate
 
 
 def compress(*args: Any, **kwargs: Any) -> CompressedModel:
-    """Prune, cluster, quantize and Huffman-code a PyTorch model (see mcu_dc.compress.pipeline)."""
-    from mcu_dc.compress.pipeline import compress as _compress
+    """Prune, cluster, quantize and Huffman-code a PyTorch model (see mcu_dc.compression.pipeline)."""
+    from mcu_dc.compression.pipeline import compress as _compress
 
     return _compress(*args, **kwargs)
 

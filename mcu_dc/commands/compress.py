@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", required=True, help="lenet300, lenet5 or path/to/file.py:factory")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "digits"])
     p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset's idx .gz files")
-    p.add_argument("--config", type=Path, default=None, help="TOML settings (see mcu_dc/compress/config.py)")
+    p.add_argument("--config", type=Path, default=None, help="TOML settings (mcu_dc/compression/config.py)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", type=Path, required=True, help="the .mcudc file to write")
     p.add_argument("--name", default=None, help="model name (C symbol prefix); default from --model")
@@ -42,10 +42,10 @@ def _default_name(spec: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcu_dc.compress.config import default_config, load_config
-    from mcu_dc.compress.models import build_model
-    from mcu_dc.compress.pipeline import run_pipeline
-    from mcu_dc.compress.report import to_json, to_markdown
+    from mcu_dc.compression.config import default_config, load_config
+    from mcu_dc.compression.models import build_model
+    from mcu_dc.compression.pipeline import run_pipeline
+    from mcu_dc.compression.report import to_json, to_markdown
     from mcu_dc.data.datasets import load_train_test
 
     cfg = load_config(args.config) if args.config else default_config(args.dataset)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     cm.save(args.out)
     say(f"wrote {args.out} ({len(cm.blob)} bytes of device blob)")
     if args.plots:
-        from mcu_dc.compress.plots import write_plots
+        from mcu_dc.compression.plots import write_plots
 
         for f in write_plots(art, args.plots):
             say(f"wrote {f}")

@@ -67,9 +67,9 @@ def get_model(work: Path, args: argparse.Namespace) -> Any:
             "(pip install torch) as the README's set-up says, or copy a lenet300-mnist.mcudc into "
             f"{work}."
         ) from None
-    from mcu_dc.compress.config import default_config
-    from mcu_dc.compress.models import build_model
-    from mcu_dc.compress.pipeline import run_pipeline
+    from mcu_dc.compression.config import default_config
+    from mcu_dc.compression.models import build_model
+    from mcu_dc.compression.pipeline import run_pipeline
     from mcu_dc.data.datasets import load_train_test
 
     train, test = load_train_test("mnist", args.data_dir)

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcu_dc.compress.report import build_report, to_json, to_markdown
+    from mcu_dc.compression.report import build_report, to_json, to_markdown
     from mcu_dc.core.model_file import load
 
     rep = build_report(load(args.file))

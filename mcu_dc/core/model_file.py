@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from mcu_dc.core.blob import decode_blob, encode_blob_with_layout, read_header
 from mcu_dc.core.ir import IntegerModel
 from mcu_dc.errors import FormatError
+from mcu_dc.fileio import write_bytes_atomic
 
 META_MAGIC = b"MCDM"
 _META = struct.Struct("<4sII")
@@ -73,18 +73,7 @@ class CompressedModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically: a temporary file in the same folder, then a rename."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.to_bytes()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_bytes_atomic(path, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> CompressedModel:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mcu_dc.core import blob, huffman
 from mcu_dc.core.ir import MAX_CODEBOOK, MAX_INDEX_BITS, ROUNDING_HALF_UP, Encoding, Op
+from mcu_dc.fileio import write_text_atomic
 
 
 class Status(IntEnum):
@@ -128,11 +129,7 @@ def header_path() -> Path:
 
 def write_format_header(path: Path | None = None) -> Path:
     """(Re)write the committed header; atomically."""
-    path = path or header_path()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_header(), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path or header_path(), format_header())
 
 
 if __name__ == "__main__":  # pragma: no cover

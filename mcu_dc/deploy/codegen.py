@@ -12,11 +12,9 @@ formatting decisions are made here, the templates only place the values.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import struct
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 from mcu_dc.core import blob as blobfmt
 from mcu_dc.core.ir import Encoding, Op
 from mcu_dc.errors import ConfigError, FormatError
+from mcu_dc.fileio import atomic_path, write_text_atomic
 
 BYTES_PER_LINE = 16
 _C_KEYWORDS = frozenset(
@@ -232,21 +231,6 @@ def _model_name(compressed: Any) -> str:
     return str(name or "model")
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_model_sources(
     models: Sequence[Any], dest: Path, names: Sequence[str | None] | None = None
 ) -> list[Path]:
@@ -290,9 +274,8 @@ def copy_runtime(dest: Path) -> list[Path]:
     out: list[Path] = []
     for src in [*runtime_headers(), *runtime_sources()]:
         target = dest / src.name
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
         out.append(target)
     return out
 

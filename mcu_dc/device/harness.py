@@ -303,7 +303,7 @@ class VerifyReport:
             f"bit-exact           {self.bit_exact}/{self.n}  ({self.mismatches} mismatches)",
             f"device accuracy     {pct(self.device_accuracy)}",
             f"simulator accuracy  {pct(self.sim_accuracy)}",
-            f"{self.counter_unit + '/inference':<20}median {med}, max {mx}",
+            f"{self.counter_unit + '/inference':<19} median {med}, max {mx}",
             f"throughput          {self.inferences_per_s:.1f} inferences/s ({self.seconds:.1f} s; "
             f"{self.link.get('retries', 0)} retries)",
         ]

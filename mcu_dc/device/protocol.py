@@ -23,6 +23,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from mcu_dc.errors import DeviceError
+from mcu_dc.fileio import write_text_atomic
 
 PROTOCOL_VERSION = 1
 SYNC = b"\xa5\x5a"
@@ -304,11 +305,7 @@ def header_path() -> Path:
 
 def write_c_header(path: Path | None = None) -> Path:
     """Write the generated header atomically; returns its path."""
-    target = path or header_path()
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(c_header(), encoding="ascii")
-    tmp.replace(target)
-    return target
+    return write_text_atomic(path or header_path(), c_header(), encoding="ascii")
 
 
 if __name__ == "__main__":  # pragma: no cover

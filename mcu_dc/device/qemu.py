@@ -15,7 +15,7 @@ API (small on purpose; the device harness builds on it)::
 
       qemu-system-arm -M <machine> -nographic -monitor none -kernel fw.elf
           -icount shift=0,align=off,sleep=off -semihosting-config enable=on,target=native
-          [-serial null ...] -serial tcp:127.0.0.1:0,server=on,wait=on
+          [-serial null ...] -serial tcp:127.0.0.1:0,server=on,wait=on,nodelay=on
 
   QEMU picks a free loopback port itself (port 0) and prints it; the call waits for that
   listening marker on QEMU's stderr (bounded by ``start_timeout``, no sleeps) and fills in
@@ -99,7 +99,7 @@ def qemu_command(board: Board, elf: Path, *, port: int = 0, extra_args: tuple[st
     ]
     for _ in range(board.qemu.serial_index):
         cmd += ["-serial", "null"]
-    cmd += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", *extra_args]
+    cmd += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", *extra_args]
     return cmd
 
 

@@ -189,4 +189,4 @@ def test_qemu_command_line() -> None:
     assert cmd[:3] == ["qemu-system-arm", "-M", "mps2-an386"]
     assert "shift=0,align=off,sleep=off" in cmd
     assert "enable=on,target=native" in cmd
-    assert cmd[-1] == "tcp:127.0.0.1:0,server=on,wait=on"
+    assert cmd[-1] == "tcp:127.0.0.1:0,server=on,wait=on,nodelay=on"

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from mcu_dc.compress.capture import capture
-from mcu_dc.compress.models import LeNet5, LeNet300, build_model
+from mcu_dc.compression.capture import capture
+from mcu_dc.compression.models import LeNet5, LeNet300, build_model
 from mcu_dc.errors import ModelError
 
 

@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from mcu_dc.compress import cluster
-from mcu_dc.compress.capture import capture
-from mcu_dc.compress.cluster import ClusterConfig, kmeans_1d
-from mcu_dc.compress.prune import prune_to_sparsity
+from mcu_dc.compression import cluster
+from mcu_dc.compression.capture import capture
+from mcu_dc.compression.cluster import ClusterConfig, kmeans_1d
+from mcu_dc.compression.prune import prune_to_sparsity
 from mcu_dc.errors import ConfigError, ModelError
 
 

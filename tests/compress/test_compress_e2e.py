@@ -6,9 +6,9 @@ from torch import nn
 
 import mcu_dc
 from mcu_dc.cli import main
-from mcu_dc.compress.config import CompressConfig, PruneConfig, load_config
-from mcu_dc.compress.report import build_report
-from mcu_dc.compress.train import TrainConfig
+from mcu_dc.compression.config import CompressConfig, PruneConfig, load_config
+from mcu_dc.compression.report import build_report
+from mcu_dc.compression.train import TrainConfig
 from mcu_dc.core.simulator import simulate
 from mcu_dc.data import load_train_test
 from mcu_dc.errors import ConfigError
@@ -27,7 +27,7 @@ def _small_config() -> CompressConfig:
 def digits_run(tmp_path_factory):
     tr, te = load_train_test("digits")
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
-    # mcu_dc.compress is callable even after its submodules were imported
+    # mcu_dc.compress stays the function after the compression submodules were imported
     cm = mcu_dc.compress(model, tr, te, _small_config(), name="digits_mlp", progress=False)
     path = tmp_path_factory.mktemp("m") / "digits.mcudc"
     cm.save(path)
@@ -53,8 +53,13 @@ def test_end_to_end_digits_saves_loads_and_reports(digits_run, capsys):
     for key in ("original_bytes", "total_bytes", "ratio", "accuracy", "layers"):
         assert key in out
     assert out["total_bytes"] == len(loaded.blob)
+    assert list(out["accuracy"]) == ["dense", "pruned", "clustered", "quantized", "integer"]
     assert main(["report", str(path)]) == 0
-    assert "| **total** |" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "| **total** |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and " % |" in line]
+    stages = [row.split("|")[1].strip() for row in rows]
+    assert stages[-5:] == ["dense", "pruned", "clustered", "quantized", "integer"]  # pipeline order
 
 
 def test_sparsity_and_codebooks_are_respected(digits_run):

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from mcu_dc.compress import prune, sensitivity
-from mcu_dc.compress.capture import capture
-from mcu_dc.compress.config import PruneConfig
-from mcu_dc.compress.train import TrainConfig, train
+from mcu_dc.compression import prune, sensitivity
+from mcu_dc.compression.capture import capture
+from mcu_dc.compression.config import PruneConfig
+from mcu_dc.compression.train import TrainConfig, train
 from mcu_dc.data.datasets import Dataset
 from mcu_dc.errors import ConfigError, ModelError
 
@@ -111,8 +111,8 @@ def test_sensitivity_shape_and_choice(tmp_path):
 
 
 def test_explicit_sparsity_targets_are_reached_over_rounds():
-    from mcu_dc.compress.config import CompressConfig
-    from mcu_dc.compress.pipeline import dense_and_prune
+    from mcu_dc.compression.config import CompressConfig
+    from mcu_dc.compression.pipeline import dense_and_prune
 
     data = _toy(400)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 2))

@@ -3,12 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from mcu_dc.compress import cluster
-from mcu_dc.compress.capture import capture
-from mcu_dc.compress.cluster import ClusterConfig
-from mcu_dc.compress.prune import prune_to_sparsity
-from mcu_dc.compress.quantize import QuantConfig, best_index_bits, dequantize_outputs, to_integer_model
-from mcu_dc.compress.train import predict_logits
+from mcu_dc.compression import cluster
+from mcu_dc.compression.capture import capture
+from mcu_dc.compression.cluster import ClusterConfig
+from mcu_dc.compression.prune import prune_to_sparsity
+from mcu_dc.compression.quantize import QuantConfig, best_index_bits, dequantize_outputs, to_integer_model
+from mcu_dc.compression.train import predict_logits
 from mcu_dc.core import ir
 from mcu_dc.core.blob import decode_blob, encode_blob, layer_byte_breakdown
 from mcu_dc.core.simulator import simulate
@@ -79,7 +79,7 @@ def test_byte_accounting_equals_serialized_size():
 def test_auto_index_bits_is_never_worse():
     rng = np.random.default_rng(0)
     assign = np.where(rng.random((30, 200)) < 0.1, rng.integers(0, 16, (30, 200)), -1)
-    from mcu_dc.compress.quantize import stream_bits
+    from mcu_dc.compression.quantize import stream_bits
 
     b = best_index_bits(assign, 16, 12)
     assert all(stream_bits(assign, b, 16, 12) <= stream_bits(assign, o, 16, 12) for o in range(1, 9))

@@ -1,4 +1,4 @@
-"""Capture a user's ``nn.Module`` as a :class:`~mcu_dc.compress.chain.ChainNet`.
+"""Capture a user's ``nn.Module`` as a :class:`~mcu_dc.compression.chain.ChainNet`.
 
 Accepted: a straight chain of Linear, Conv2d, ReLU, MaxPool2d, Flatten, Dropout and
 BatchNorm (folded into the conv/linear before it). The order comes from a torch.fx
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from mcu_dc.compress.chain import ChainNet, Pool, WeightLayer
+from mcu_dc.compression.chain import ChainNet, Pool, WeightLayer
 from mcu_dc.errors import ModelError
 
 ALLOWED = (

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,21 +17,6 @@ import numpy as np
 from mcu_dc.core import ir
 from mcu_dc.core.blob import layer_byte_breakdown
 from mcu_dc.core.model_file import CompressedModel
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _coding(cm: CompressedModel) -> tuple[int, int]:
@@ -101,7 +83,7 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
         "weights": n_w,
         "kept": kept,
         "kept_pct": 100.0 * kept / n_w if n_w else 0.0,
-        "accuracy": cm.meta.get("accuracy", {}),
+        "accuracy": _in_stage_order(cm.meta.get("accuracy", {})),
         "layers": layers,
         "model_hash": f"0x{cm.model_hash:08x}",
         "arena_bytes": cm.model.arena_bytes(),
@@ -143,6 +125,15 @@ def to_markdown(rep: dict[str, Any]) -> str:
             lines.append(f"| {stage} | {100 * a:.2f} % | {100 * (1 - a):.2f} % |")
         lines.append("")
     return "\n".join(lines)
+
+
+# The pipeline's order; the .mcudc metadata is stored with sorted keys, so order here.
+STAGE_ORDER = ("dense", "pruned", "clustered", "quantized", "integer")
+
+
+def _in_stage_order(acc: dict[str, float]) -> dict[str, float]:
+    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
+    return {k: acc[k] for k in sorted(acc, key=lambda k: (rank.get(k, len(rank)), k))}
 
 
 def to_json(rep: dict[str, Any]) -> str:

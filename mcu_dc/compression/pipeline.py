@@ -17,15 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcu_dc.compress import cluster, prune, sensitivity
-from mcu_dc.compress.capture import capture
-from mcu_dc.compress.chain import ChainNet
-from mcu_dc.compress.config import CompressConfig
-from mcu_dc.compress.quantize import dequantize_outputs, to_integer_model
-from mcu_dc.compress.train import evaluate, predict_logits, train
+from mcu_dc.compression import cluster, prune, sensitivity
+from mcu_dc.compression.capture import capture
+from mcu_dc.compression.chain import ChainNet
+from mcu_dc.compression.config import CompressConfig
+from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
+from mcu_dc.compression.train import evaluate, predict_logits, train
 from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.data.datasets import Dataset
 from mcu_dc.errors import ConfigError, DataError, ModelError
+from mcu_dc.fileio import atomic_path
 
 
 @dataclass
@@ -92,10 +93,8 @@ def save_pretrained(net: ChainNet, path: Path) -> None:
     for wl in net.weight_layers():
         state[f"{wl.name}.weight"] = wl.weight.detach().cpu().clone()
         state[f"{wl.name}.bias"] = wl.bias.detach().cpu().clone()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _prune_stage(
@@ -195,7 +194,7 @@ def finish(
     art.timings["simulate"] = time.perf_counter() - t0
     say(f"integer (bit-exact simulator): test accuracy {art.accuracy['integer']:.4f}")
 
-    from mcu_dc.compress.report import build_report
+    from mcu_dc.compression.report import build_report
 
     cm.meta.update(
         {

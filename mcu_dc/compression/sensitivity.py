@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from mcu_dc.compress.chain import ChainNet
-from mcu_dc.compress.prune import layer_std, quality_for_sparsity
-from mcu_dc.compress.train import evaluate
+from mcu_dc.compression.chain import ChainNet
+from mcu_dc.compression.prune import layer_std, quality_for_sparsity
+from mcu_dc.compression.train import evaluate
 from mcu_dc.data.datasets import Dataset
 
 DEFAULT_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
@@ -26,7 +26,7 @@ class Sensitivity:
         return {"baseline": self.baseline, "layers": self.layers}
 
     def save_json(self, path: Path) -> None:
-        from mcu_dc.compress.report import write_text_atomic
+        from mcu_dc.fileio import write_text_atomic
 
         write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
 

@@ -1,6 +1,6 @@
 """The float layer chain that training, pruning, clustering and quantization work on.
 
-:func:`mcu_dc.compress.capture.capture` turns a user's ``nn.Module`` into a
+:func:`mcu_dc.compression.capture.capture` turns a user's ``nn.Module`` into a
 :class:`ChainNet`: a straight chain of :class:`WeightLayer` (Conv2d or Linear with
 BatchNorm folded in and a fused ReLU flag), :class:`Pool` (max pooling) and
 ``nn.Dropout`` steps. A weight layer's weight is in one of three modes:

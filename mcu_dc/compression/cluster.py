@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mcu_dc.compress.chain import ChainNet, WeightLayer
+from mcu_dc.compression.chain import ChainNet, WeightLayer
 from mcu_dc.errors import ConfigError, ModelError
 
 INITS = ("linear", "density", "random")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mcu_dc.compress.chain import ChainNet, Pool, WeightLayer
+from mcu_dc.compression.chain import ChainNet, Pool, WeightLayer
 from mcu_dc.core import ir
 from mcu_dc.core.huffman import code_lengths
 from mcu_dc.core.sparse import encode_relative

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from mcu_dc.compress.cluster import ClusterConfig
-from mcu_dc.compress.quantize import QuantConfig
-from mcu_dc.compress.train import TrainConfig
+from mcu_dc.compression.cluster import ClusterConfig
+from mcu_dc.compression.quantize import QuantConfig
+from mcu_dc.compression.train import TrainConfig
 from mcu_dc.errors import ConfigError
 
 

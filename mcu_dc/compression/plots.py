@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mcu_dc.fileio import atomic_path
 
 
 def _figure_module() -> Any:
@@ -20,15 +21,8 @@ def _figure_module() -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return path
 
 
@@ -81,7 +75,7 @@ def write_plots(art: Any, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write every figure of a run (and the sensitivity JSON) into ``out_dir``."""
     import json
 
-    from mcu_dc.compress.report import write_text_atomic
+    from mcu_dc.fileio import write_text_atomic
 
     d = Path(out_dir)
     files = [plot_weight_distributions(art.weights, d / "weight_distribution.png")]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mcu_dc.compress.chain import ChainNet
+from mcu_dc.compression.chain import ChainNet
 from mcu_dc.data.datasets import Dataset
 from mcu_dc.errors import ConfigError
 
