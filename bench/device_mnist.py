@@ -159,6 +159,27 @@ def to_markdown(cmd: str, res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def network_of(cm: Any) -> str:
+    """Name the network by its architecture (a file's name says nothing reliable)."""
+    layers = [(layer.op.name, layer.out_shape[0]) for layer in cm.model.layers if hasattr(layer, "assign")]
+    if tuple(cm.model.input_shape) == (1, 28, 28):
+        if layers == [("FC", 300), ("FC", 100), ("FC", 10)]:
+            return "LeNet-300-100"
+        if layers == [("CONV2D", 20), ("CONV2D", 50), ("FC", 500), ("FC", 10)]:
+            return "LeNet-5"
+    return str(cm.name)
+
+
+def render_only(out: Path, stem: str) -> int:
+    """Rewrite STEM.md from STEM.json (the measured data), re-deriving the network name."""
+    res = json.loads((out / f"{stem}.json").read_text())
+    res["network"] = network_of(load(ROOT / res["model_file"]))
+    cmd = res.pop("command")
+    (out / f"{stem}.json").write_text(json.dumps({"command": cmd, **res}, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(to_markdown(cmd, res))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="compressed LeNet-300-100 .mcudc (default: bench's or demo's)")
@@ -169,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--stem", default="device_mnist", help="output file names: STEM.json, STEM.md")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the existing .json")
     args = ap.parse_args(argv)
+    if args.render_only:
+        return render_only(args.out, args.stem)
 
     model_path = args.model or next((p for p in MODEL_CANDIDATES if p.is_file()), None)
     if model_path is None:
@@ -186,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "board": args.board,
         "model_file": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path),
         "machine": f"{platform.machine()}, {_qemu_version()}",
-        "network": {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}.get(cm.name, cm.name),
+        "network": network_of(cm),
         "targets": TARGETS,
         "tflm": TFLM,
     }

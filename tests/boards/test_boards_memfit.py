@@ -20,14 +20,7 @@ from mcu_dc.errors import FitError
 needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
 _RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 # a trained LeNet-300-100: bench/deep_compression.py's, else the one bench/memory_fit.py uses
-REAL_LENET300 = next(
-    (
-        p
-        for p in (_RESULTS / "lenet300_deep_compression.mcudc", _RESULTS / "memory_fit_lenet300.mcudc")
-        if p.is_file()
-    ),
-    _RESULTS / "lenet300_deep_compression.mcudc",
-)
+REAL_LENET300 = _RESULTS / "lenet300_deep_compression.mcudc"  # committed by bench/deep_compression.py
 
 USAGE = """Memory region         Used Size  Region Size  %age Used
            FLASH:       40680 B       256 KB     15.52%
@@ -193,7 +186,6 @@ def test_cli_build_json_reports_a_misfit_and_fails(
 
 @needs_arm
 @pytest.mark.arm
-@pytest.mark.skipif(not REAL_LENET300.is_file(), reason="no trained LeNet-300-100 in bench/results")
 def test_trained_compressed_lenet300_fits_microbit(tmp_path: Path, memfit_bench: ModuleType) -> None:
     cm = load_model(REAL_LENET300)
     fw = build_project(write_mcu_project(cm, "qemu-microbit", tmp_path / "c", name="lenet"))
