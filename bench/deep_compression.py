@@ -27,11 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mcu_dc.compression.cluster import ClusterConfig  # noqa: E402
-from mcu_dc.compression.config import CompressConfig, PruneConfig  # noqa: E402
+from mcu_dc.compression.config import CompressConfig, recipe  # noqa: E402
 from mcu_dc.compression.models import build_model  # noqa: E402
 from mcu_dc.compression.pipeline import Artifacts, dense_and_prune, finish  # noqa: E402
-from mcu_dc.compression.quantize import QuantConfig  # noqa: E402
 from mcu_dc.compression.report import to_markdown  # noqa: E402
 from mcu_dc.compression.train import TrainConfig  # noqa: E402
 from mcu_dc.data import load_train_test  # noqa: E402
@@ -43,42 +41,6 @@ PAPER = {
 }
 DQC_PAPER = {"accuracy_pct": 99.70, "bits": 5, "deep_compression_accuracy_pct": 99.20}
 
-
-def config_for(model: str, quick: bool) -> CompressConfig:
-    shift = 2
-    if model == "lenet300":
-        cfg = CompressConfig(
-            dense=TrainConfig(epochs=25, lr=0.05, weight_decay=1e-4, augment_shift=shift),
-            prune=PruneConfig(
-                rounds=3,
-                budget=0.008,
-                max_sparsity=0.98,
-                retrain=TrainConfig(epochs=5, lr=0.01, weight_decay=1e-4, augment_shift=shift),
-            ),
-            cluster=ClusterConfig(conv_bits=8, fc_bits=4),
-            finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=shift),
-            quantize=QuantConfig(auto_index_bits=True),
-        )
-    else:
-        cfg = CompressConfig(
-            dense=TrainConfig(epochs=10, lr=0.05, weight_decay=5e-4, augment_shift=shift),
-            prune=PruneConfig(
-                rounds=3,
-                budget=0.004,
-                max_sparsity=0.98,
-                grid=[0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97],
-                retrain=TrainConfig(epochs=3, lr=0.01, weight_decay=5e-4, augment_shift=shift),
-            ),
-            cluster=ClusterConfig(conv_bits=8, fc_bits=5),
-            finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=shift),
-            quantize=QuantConfig(auto_index_bits=True),
-        )
-    if quick:
-        cfg.dense.epochs = 2
-        cfg.prune.rounds = 1
-        cfg.prune.retrain.epochs = 1
-        cfg.finetune.epochs = 1
-    return cfg
 
 
 def variants(cfg: CompressConfig) -> dict[str, CompressConfig]:
@@ -101,7 +63,7 @@ def variants(cfg: CompressConfig) -> dict[str, CompressConfig]:
 
 def run_model(model_name: str, args: argparse.Namespace, publish: Any = None) -> dict[str, Any]:
     train_set, test_set = load_train_test("mnist", args.data_dir)
-    cfg = config_for(model_name, args.quick)
+    cfg = recipe(model_name, args.quick)
     if args.budget is not None:
         cfg.prune.budget = args.budget
     if args.sparsity:

@@ -42,13 +42,18 @@ def _default_name(spec: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcu_dc.compression.config import default_config, load_config
+    from mcu_dc.compression.config import default_config, load_config, recipe
     from mcu_dc.compression.models import build_model
     from mcu_dc.compression.pipeline import run_pipeline
     from mcu_dc.compression.report import to_json, to_markdown
     from mcu_dc.data.datasets import load_train_test
 
-    cfg = load_config(args.config) if args.config else default_config(args.dataset)
+    if args.config:
+        cfg = load_config(args.config)
+    elif args.model in ("lenet300", "lenet5") and args.dataset in ("mnist", "fashion-mnist"):
+        cfg = recipe(args.model)  # the tuned recipe bench/deep_compression.py measures
+    else:
+        cfg = default_config(args.dataset)
     train_set, test_set = load_train_test(args.dataset, args.data_dir)
     model = build_model(args.model, train_set.input_shape, train_set.num_classes)
 

@@ -67,7 +67,7 @@ def get_model(work: Path, args: argparse.Namespace) -> Any:
             "(pip install torch) as the README's set-up says, or copy a lenet300-mnist.mcudc into "
             f"{work}."
         ) from None
-    from mcu_dc.compression.config import default_config
+    from mcu_dc.compression.config import recipe
     from mcu_dc.compression.models import build_model
     from mcu_dc.compression.pipeline import run_pipeline
     from mcu_dc.data.datasets import load_train_test
@@ -79,7 +79,7 @@ def get_model(work: Path, args: argparse.Namespace) -> Any:
         model,
         train,
         test,
-        default_config("mnist"),
+        recipe("lenet300"),  # the recipe bench/deep_compression.py measures
         device=args.device,
         name="lenet300",
         pretrained=work / "lenet300-mnist-dense.pt",

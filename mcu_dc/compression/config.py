@@ -174,3 +174,46 @@ def default_config(dataset: str) -> CompressConfig:
         finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=2),
         quantize=QuantConfig(auto_index_bits=False),
     )
+
+
+def recipe(model: str, quick: bool = False) -> CompressConfig:
+    """The tuned MNIST recipe of a built-in network (``lenet300``, ``lenet5``): what
+    ``bench/deep_compression.py`` measures and ``mcu-dc demo`` / ``mcu-dc compress`` use.
+    ``quick`` keeps every stage but trains for an epoch or two (smoke tests)."""
+    if model not in ("lenet300", "lenet5"):
+        raise ConfigError(f"no tuned recipe for model {model!r}; the built-in ones are lenet300 and lenet5")
+    shift = 2
+    if model == "lenet300":
+        cfg = CompressConfig(
+            dense=TrainConfig(epochs=25, lr=0.05, weight_decay=1e-4, augment_shift=shift),
+            prune=PruneConfig(
+                rounds=3,
+                budget=0.008,
+                max_sparsity=0.98,
+                retrain=TrainConfig(epochs=5, lr=0.01, weight_decay=1e-4, augment_shift=shift),
+            ),
+            cluster=ClusterConfig(conv_bits=8, fc_bits=4),
+            finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=shift),
+            quantize=QuantConfig(auto_index_bits=True),
+        )
+    else:
+        cfg = CompressConfig(
+            dense=TrainConfig(epochs=10, lr=0.05, weight_decay=5e-4, augment_shift=shift),
+            prune=PruneConfig(
+                rounds=3,
+                budget=0.004,
+                max_sparsity=0.98,
+                grid=[0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97],
+                retrain=TrainConfig(epochs=3, lr=0.01, weight_decay=5e-4, augment_shift=shift),
+            ),
+            cluster=ClusterConfig(conv_bits=8, fc_bits=5),
+            finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=shift),
+            quantize=QuantConfig(auto_index_bits=True),
+        )
+    if quick:
+        cfg.dense.epochs = 2
+        cfg.prune.rounds = 1
+        cfg.prune.retrain.epochs = 1
+        cfg.finetune.epochs = 1
+    return cfg
+

@@ -156,3 +156,15 @@ def test_cli_compress_digits_with_dqc(tmp_path, capsys):
         assert (tmp_path / "plots" / f).stat().st_size > 100
     for layer in mcu_dc.load(out).model.layers:
         assert len(layer.codebook) <= 16
+
+
+def test_recipes_are_the_benchmarked_settings():
+    from mcu_dc.compression.config import recipe
+    from mcu_dc.errors import ConfigError
+
+    r300 = recipe("lenet300")
+    assert (r300.cluster.fc_bits, r300.dense.epochs, r300.prune.rounds) == (4, 25, 3)
+    quick = recipe("lenet5", quick=True)
+    assert quick.dense.epochs == 2 and quick.cluster.conv_bits == 8
+    with pytest.raises(ConfigError, match="no tuned recipe for model 'resnet'"):
+        recipe("resnet")
