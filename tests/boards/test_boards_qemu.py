@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import serial
+from boards_apps import APPS, HELLO, build_app
 
 from mcu_dc.deploy import memfit
-from mcu_dc.deploy.armbuild import build_firmware
 from mcu_dc.deploy.boards import list_boards, load_board
 from mcu_dc.device.qemu import QemuBoard, qemu_command, run_to_exit
 from mcu_dc.errors import BoardError, DeviceError
-from mcu_dc.resources import resource_dir
 
 pytestmark = [
     pytest.mark.qemu,
@@ -30,25 +29,11 @@ pytestmark = [
 ]
 
 EMULATED = [b.id for b in list_boards() if b.emulated]
-HELLO = Path(__file__).parent / "hello_fw" / "hello.c"
 SPIN = 500_000  # loop iterations, 2 instructions each
 
 
 def build_hello(board_id: str, out: Path, spin: int = SPIN) -> Path:
-    board = load_board(board_id)
-    bsp = resource_dir("firmware") / "bsp"
-    sources = [HELLO, bsp / "cortexm" / "mcu_dc_startup.c", *sorted((bsp / board.bsp).glob("*.c"))]
-    defines = {**board.bsp_defines(), "HELLO_SPIN": f"{spin}u"}
-    fw = build_firmware(
-        sources,
-        [bsp, bsp / "cortexm"],
-        board,
-        out,
-        defines=defines,
-        werror=True,
-        roots=[HELLO.parent, bsp],
-        name="hello",
-    )
+    fw = build_app(load_board(board_id), HELLO, out, name="hello", defines={"HELLO_SPIN": f"{spin}u"})
     assert fw.fit.fits
     return fw.elf
 
@@ -161,22 +146,7 @@ def test_missing_firmware_and_real_board_are_clear_errors(tmp_path: Path) -> Non
 
 def test_stack_overflow_faults_instead_of_corrupting(tmp_path: Path) -> None:
     board = load_board("qemu-mps2-an386")
-    bsp = resource_dir("firmware") / "bsp"
-    sources = [
-        HELLO.parent / "deep.c",
-        bsp / "cortexm" / "mcu_dc_startup.c",
-        bsp / "cmsdk" / "mcu_dc_bsp_cmsdk.c",
-    ]
-    fw = build_firmware(
-        sources,
-        [bsp, bsp / "cortexm"],
-        board,
-        tmp_path,
-        defines=board.bsp_defines(),
-        werror=True,
-        roots=[HELLO.parent, bsp],
-        name="deep",
-    )
+    fw = build_app(board, APPS / "deep.c", tmp_path, name="deep")
     sizes = {s.name: s for s in memfit.parse_map(fw.map_file.read_text())}
     assert ".bss.sink" in sizes and sizes[".bss.sink"].address > board.ram_origin + board.stack_size - 1
     code, out = run_to_exit(board, fw.elf, timeout=30)

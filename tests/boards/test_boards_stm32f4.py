@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import serial
+from boards_apps import HELLO, build_app
 
-from mcu_dc.deploy.armbuild import build_firmware
 from mcu_dc.deploy.boards import QemuInfo, load_board
 from mcu_dc.device.qemu import QemuBoard
-from mcu_dc.resources import resource_dir
 
 pytestmark = [
     pytest.mark.qemu,
@@ -25,24 +24,12 @@ pytestmark = [
         reason="needs qemu-system-arm and arm-none-eabi-gcc",
     ),
 ]
-HELLO = Path(__file__).parent / "hello_fw" / "hello.c"
 
 
 def test_nucleo_f401re_firmware_talks_on_usart2(tmp_path: Path) -> None:
     board = load_board("nucleo_f401re")
     assert board.bsp == "stm32f4"
-    bsp = resource_dir("firmware") / "bsp"
-    sources = [HELLO, bsp / "cortexm" / "mcu_dc_startup.c", bsp / "stm32f4" / "mcu_dc_bsp_stm32f4.c"]
-    fw = build_firmware(
-        sources,
-        [bsp, bsp / "cortexm"],
-        board,
-        tmp_path,
-        defines=board.bsp_defines(),
-        werror=True,
-        roots=[HELLO.parent, bsp],
-        name="hello",
-    )
+    fw = build_app(board, HELLO, tmp_path, name="hello")
     assert fw.fit.fits
     # STM32F405 in QEMU: flash 1 MB at 0x08000000 (aliased at 0), SRAM 128 KB at 0x20000000
     emulated = dataclasses.replace(
