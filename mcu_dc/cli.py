@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compress",
     "report",
     "simulate",
+    "upgrade",
     "generate",
     "build",
     "boards",

@@ -1,13 +1,23 @@
 /*
- * Conv2D kernels (CHW int8 tensors; weights flattened as (in_c, kernel_h, kernel_w)):
- *   mcu_dc_conv2d_huff_s8      decodes each output channel's weights once, straight from
- *                              the Huffman streams, and scatters every kept weight over all
- *                              output positions into one channel of int32 accumulators
- *                              (scratch[out_h * out_w]); then requantizes the channel.
- *   mcu_dc_conv2d_huff_s8_ref  the same with the bit-serial reference decoder and a
- *                              bounds check per output position.
- *   mcu_dc_conv2d_dense_s8     the DENSE_INT8 baseline, direct convolution.
- * Padded inputs contribute nothing (they are real zero).
+ * The convolution family: CONV2D (groups = 1; W[out_c][in_c * kh * kw], torch's layout
+ * flattened) and DEPTHWISE_CONV2D (out_c = in_c * m; output channel o reads input
+ * channel o / m; W[out_c][kh * kw]). CHW int8 tensors, any stride, zero padding
+ * (asymmetric allowed: padded inputs contribute nothing), fused activation bounds and an
+ * optional fused max pool. Both compute one output channel at a time into the scratch
+ * (uint32_t[conv_h * conv_w] int32 accumulators), then emit it: requantized, or max-pooled
+ * and requantized (equal to pooling the requantized values: the requantization and the
+ * clamp are monotone), so the full conv output is never stored.
+ *
+ *   mcu_dc_conv2d_huff_s8           HUFFMAN_SPARSE fast path: decodes each channel's
+ *                                   weights once straight from the Huffman streams (LUT
+ *                                   decoder inlined) and scatters every kept weight over all
+ *                                   output positions (bench/results/device_mnist_lenet5.md).
+ *   mcu_dc_conv2d_s8                the registered run: the fused path for HUFFMAN_SPARSE,
+ *                                   the weight reader + scatter for DENSE_INT8.
+ *   mcu_dc_depthwise_conv2d_s8      the weight reader (LUT decoder) + scatter, any encoding.
+ *   mcu_dc_conv2d_s8_ref,           the reference: the weight reader (bit-serial decoder),
+ *   mcu_dc_depthwise_conv2d_s8_ref  a bounds check per output position, pooling after the
+ *                                   requantization, as the simulator does.
  */
 #include "mcu_dc_internal.h"
 
@@ -17,20 +27,67 @@ static void fill_u32(uint32_t *p, uint32_t v, uint32_t n)
     for (i = 0u; i < n; i++) p[i] = v;
 }
 
-/* y[i] = requant(acc[i]) for one output channel: the rule of mcu_dc_requant_s8 with the
- * layer's constants hoisted out of the loop. */
-static void emit_channel(const mcu_dc_layer_t *L, const uint32_t *acc, int8_t *y, uint32_t n)
+/* Requantize one output channel of accumulators into y (out_h * out_w values): with a
+ * fused pool, the max of each window of int32 accumulators first. The rule of
+ * mcu_dc_requant_s8 with the op's constants hoisted out of the loop. */
+static void emit_channel(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y)
 {
-    const int64_t round = (int64_t)1 << (L->shift - 1u), mult = L->multiplier;
-    const uint32_t shift = L->shift;
-    const int64_t lo = L->act_min - L->out_zp, hi = L->act_max - L->out_zp; /* clamp before adding out_zp */
-    const int32_t zp = L->out_zp;
-    uint32_t i;
-    for (i = 0u; i < n; i++) {
-        int64_t v = ((int64_t)(int32_t)acc[i] * mult + round) >> shift;
-        if (v < lo) v = lo;
-        if (v > hi) v = hi;
-        y[i] = (int8_t)((int32_t)v + zp);
+    const int64_t round = (int64_t)1 << (n->shift - 1u), mult = n->multiplier;
+    const uint32_t shift = n->shift;
+    const int64_t lo = n->act_min - n->out_zp, hi = n->act_max - n->out_zp; /* clamp before adding out_zp */
+    const int32_t zp = n->out_zp;
+    const uint32_t cw = n->conv_w;
+    uint32_t i, oy, ox, ky, kx, count;
+    if (n->pool_kh == 0u) {
+        count = n->conv_h * cw;
+        for (i = 0u; i < count; i++) {
+            int64_t v = ((int64_t)(int32_t)acc[i] * mult + round) >> shift;
+            if (v < lo) v = lo;
+            if (v > hi) v = hi;
+            y[i] = (int8_t)((int32_t)v + zp);
+        }
+        return;
+    }
+    for (oy = 0u; oy < n->out_h; oy++) {
+        for (ox = 0u; ox < n->out_w; ox++) {
+            const uint32_t *a = acc + oy * n->pool_sh * cw + ox * n->pool_sw;
+            int32_t m = (int32_t)a[0];
+            int64_t v;
+            for (ky = 0u; ky < n->pool_kh; ky++) {
+                for (kx = 0u; kx < n->pool_kw; kx++) {
+                    int32_t t = (int32_t)a[ky * cw + kx];
+                    if (t > m) m = t;
+                }
+            }
+            v = ((int64_t)m * mult + round) >> shift;
+            if (v < lo) v = lo;
+            if (v > hi) v = hi;
+            *y++ = (int8_t)((int32_t)v + zp);
+        }
+    }
+}
+
+/* The reference emit: requantize every conv output, then (with a fused pool) take the max
+ * of each window of int8 values, exactly the simulator's order. */
+static void emit_channel_ref(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y)
+{
+    uint32_t i, oy, ox, ky, kx;
+    if (n->pool_kh == 0u) {
+        for (i = 0u; i < n->conv_h * n->conv_w; i++) y[i] = mcu_dc_requant_s8(acc[i], n);
+        return;
+    }
+    for (oy = 0u; oy < n->out_h; oy++) {
+        for (ox = 0u; ox < n->out_w; ox++) {
+            int8_t m = -128;
+            for (ky = 0u; ky < n->pool_kh; ky++) {
+                for (kx = 0u; kx < n->pool_kw; kx++) {
+                    uint32_t cy = oy * n->pool_sh + ky, cx = ox * n->pool_sw + kx;
+                    int8_t v = mcu_dc_requant_s8(acc[cy * n->conv_w + cx], n);
+                    if (v > m) m = v;
+                }
+            }
+            y[oy * n->out_w + ox] = m;
+        }
     }
 }
 
@@ -48,11 +105,11 @@ static void out_range(int32_t k, int32_t pad, int32_t stride, int32_t in, int32_
 /* One kept weight's contribution along one output row. */
 typedef struct {
     int32_t w;      /* the weight */
-    int32_t zp;     /* the layer's in_zp */
+    int32_t zp;     /* the op's in_zp */
     int32_t stride; /* stride_w */
 } conv_tap_t;
 
-/* sp[i] += w * (xp[i * stride] - in_zp) for sp in [sp, se), se > sp: the conv kernel's
+/* sp[i] += w * (xp[i * stride] - in_zp) for sp in [sp, se), se > sp: the conv kernels'
  * inner loop (two outputs per turn for stride 1). */
 MCU_DC_NOINLINE static void mac_row(uint32_t *sp, const uint32_t *se, const int8_t *xp, const conv_tap_t *t)
 {
@@ -76,65 +133,149 @@ MCU_DC_NOINLINE static void mac_row(uint32_t *sp, const uint32_t *se, const int8
     }
 }
 
-/* scratch[oy][ox] += w * (x[ic][oy*sh+ky-ph][ox*sw+kx-pw] - zp) over in-bounds positions */
-static void scatter_weight(const mcu_dc_layer_t *L, const int8_t *x, uint32_t *scratch, uint32_t col, int32_t w)
+/* acc[oy][ox] += w * (xc[oy*sh+ky-pt][ox*sw+kx-pl] - zp) over the in-bounds positions;
+ * xc is one input channel. */
+static void scatter_tap(const mcu_dc_node_t *n, const int8_t *xc, uint32_t *acc, int32_t ky, int32_t kx, int32_t w)
 {
-    const int32_t kh = (int32_t)L->kernel_h, kw = (int32_t)L->kernel_w, khw = kh * kw;
-    const int32_t sh = (int32_t)L->stride_h, sw = (int32_t)L->stride_w;
-    const int32_t ih = (int32_t)L->in_h, iw = (int32_t)L->in_w, ow = (int32_t)L->out_w;
-    const int32_t ic = (int32_t)col / khw, rem = (int32_t)col - ic * khw;
-    const int32_t ky = rem / kw, kx = rem - ky * kw;
+    const int32_t sh = (int32_t)n->stride_h, sw = (int32_t)n->stride_w;
+    const int32_t ih = (int32_t)n->in_h, iw = (int32_t)n->in_w, cw = (int32_t)n->conv_w;
+    const int32_t pt = (int32_t)n->pad_top, pl = (int32_t)n->pad_left;
     int32_t oy_lo, oy_hi, ox_lo, ox_hi, oy;
     conv_tap_t t;
     t.w = w;
-    t.zp = L->in_zp;
+    t.zp = n->in_zp;
     t.stride = sw;
-    out_range(ky, (int32_t)L->pad_h, sh, ih, (int32_t)L->out_h, &oy_lo, &oy_hi);
-    out_range(kx, (int32_t)L->pad_w, sw, iw, ow, &ox_lo, &ox_hi);
+    out_range(ky, pt, sh, ih, (int32_t)n->conv_h, &oy_lo, &oy_hi);
+    out_range(kx, pl, sw, iw, cw, &ox_lo, &ox_hi);
     if (ox_hi <= ox_lo) return;
     for (oy = oy_lo; oy < oy_hi; oy++) {
-        const int8_t *xp = x + (ic * ih + oy * sh + ky - (int32_t)L->pad_h) * iw + ox_lo * sw + kx - (int32_t)L->pad_w;
-        mac_row(scratch + oy * ow + ox_lo, scratch + oy * ow + ox_hi, xp, &t);
+        const int8_t *xp = xc + ((oy * sh + ky - pt) * iw + ox_lo * sw + kx - pl);
+        mac_row(acc + oy * cw + ox_lo, acc + oy * cw + ox_hi, xp, &t);
     }
 }
 
-mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y, uint32_t *scratch)
+/* The reference twin of scatter_tap: every output position, bounds-checked. */
+static void tap_ref(const mcu_dc_node_t *n, const int8_t *xc, uint32_t *acc, int32_t ky, int32_t kx, int32_t w)
 {
-    const uint32_t rows = L->rows, k = L->codebook_len, ohw = L->out_h * L->out_w;
-    const int32_t fan_in = (int32_t)L->fan_in;
-    const int8_t *cb = L->codebook;
+    int32_t oy, ox;
+    for (oy = 0; oy < (int32_t)n->conv_h; oy++) {
+        for (ox = 0; ox < (int32_t)n->conv_w; ox++) {
+            int32_t iy = oy * (int32_t)n->stride_h + ky - (int32_t)n->pad_top;
+            int32_t ix = ox * (int32_t)n->stride_w + kx - (int32_t)n->pad_left;
+            if (iy >= 0 && iy < (int32_t)n->in_h && ix >= 0 && ix < (int32_t)n->in_w) {
+                int32_t v = xc[iy * (int32_t)n->in_w + ix];
+                acc[oy * (int32_t)n->conv_w + ox] += (uint32_t)(w * (v - n->in_zp));
+            }
+        }
+    }
+}
+
+/* The input channel and kernel position of weight (row, col). */
+static const int8_t *tap_of(const mcu_dc_node_t *n, const int8_t *x, uint32_t row, uint32_t col, int32_t *ky,
+                            int32_t *kx)
+{
+    const uint32_t khw = n->kernel_h * n->kernel_w;
+    uint32_t ic, k;
+    if (n->dw_mult != 0u) { /* depthwise: output channel row reads input channel row / m */
+        ic = row / n->dw_mult;
+        k = col;
+    } else {
+        ic = col / khw;
+        k = col - ic * khw;
+    }
+    *ky = (int32_t)(k / n->kernel_w);
+    *kx = (int32_t)(k % n->kernel_w);
+    return x + ic * n->in_h * n->in_w;
+}
+
+/* Either member of the family, any encoding, through the weight reader: fast = LUT
+ * decoding, row scatter and the fused emit; else the reference. */
+static mcu_dc_status_t conv_reader_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io, int fast)
+{
+    const uint32_t chw = n->conv_h * n->conv_w, ohw = n->out_h * n->out_w;
+    uint32_t *acc = io->scratch;
+    mcu_dc_wreader_t r;
+    uint32_t oc = 0u, row, col;
+    int32_t w, ky, kx;
+    int rc;
+    mcu_dc_wreader_init(&r, n, fast);
+    fill_u32(acc, mcu_dc_bias(n, 0u), chw);
+    while ((rc = mcu_dc_wreader_next(&r, &row, &col, &w)) > 0) {
+        const int8_t *xc;
+        while (oc < row) { /* channels before the entry's are complete */
+            if (fast) {
+                emit_channel(n, acc, io->y + oc * ohw);
+            } else {
+                emit_channel_ref(n, acc, io->y + oc * ohw);
+            }
+            oc++;
+            fill_u32(acc, mcu_dc_bias(n, oc), chw);
+        }
+        xc = tap_of(n, io->x, row, col, &ky, &kx);
+        if (fast) {
+            scatter_tap(n, xc, acc, ky, kx, w);
+        } else {
+            tap_ref(n, xc, acc, ky, kx, w);
+        }
+    }
+    if (rc < 0) return MCU_DC_ERR_CORRUPT_STREAM;
+    for (;;) {
+        if (fast) {
+            emit_channel(n, acc, io->y + oc * ohw);
+        } else {
+            emit_channel_ref(n, acc, io->y + oc * ohw);
+        }
+        if (++oc >= n->rows) break;
+        fill_u32(acc, mcu_dc_bias(n, oc), chw); /* channels without weights: bias only */
+    }
+    return MCU_DC_OK;
+}
+
+mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    const uint32_t rows = n->rows, k = n->codebook_len, chw = n->conv_h * n->conv_w, ohw = n->out_h * n->out_w;
+    const uint32_t khw = n->kernel_h * n->kernel_w;
+    const int32_t fan_in = (int32_t)n->fan_in;
+    const int8_t *cb = n->codebook;
+    const int8_t *x = io->x;
+    int8_t *y = io->y;
+    uint32_t *scratch = io->scratch;
     uint32_t oc = 0u, i;
 
-    if (L->n_entries > 0u) {
+    if (n->n_entries > 0u) {
         mcu_dc_huff_t hs, hr;
         mcu_dc_bitreader_t bs, br;
         int32_t col = -1;
-        mcu_dc_huff_view(L->weights, &hs);
-        mcu_dc_huff_view(L->index, &hr);
+        mcu_dc_huff_view(n->weights, &hs);
+        mcu_dc_huff_view(n->index, &hr);
         mcu_dc_bitreader_init(&bs, &hs);
         mcu_dc_bitreader_init(&br, &hr);
-        fill_u32(scratch, mcu_dc_bias(L, 0u), ohw);
-        for (i = L->n_entries; i != 0u; i--) {
+        fill_u32(scratch, mcu_dc_bias(n, 0u), chw);
+        for (i = n->n_entries; i != 0u; i--) {
             uint32_t r, s;
             MCU_DC_HUFF_NEXT(r, br, &hr, corrupt);
             MCU_DC_HUFF_NEXT(s, bs, &hs, corrupt);
             col += (int32_t)r + 1;
             while (col >= fan_in) { /* channel done */
-                emit_channel(L, scratch, y + oc * ohw, ohw);
+                emit_channel(n, scratch, y + oc * ohw);
                 if (++oc >= rows) goto corrupt;
-                fill_u32(scratch, mcu_dc_bias(L, oc), ohw);
+                fill_u32(scratch, mcu_dc_bias(n, oc), chw);
                 col -= fan_in;
             }
-            if (s < k) scatter_weight(L, x, scratch, (uint32_t)col, cb[s]);
+            if (s < k) {
+                const uint32_t ic = (uint32_t)col / khw, kk = (uint32_t)col - ic * khw;
+                scatter_tap(n, x + ic * n->in_h * n->in_w, scratch, (int32_t)(kk / n->kernel_w),
+                            (int32_t)(kk % n->kernel_w), cb[s]);
+            }
         }
         if (mcu_dc_bitreader_used(&br, &hr) > hr.n_bits || mcu_dc_bitreader_used(&bs, &hs) > hs.n_bits) {
             goto corrupt;
         }
-        emit_channel(L, scratch, y + oc * ohw, ohw);
+        emit_channel(n, scratch, y + oc * ohw);
         oc++;
     }
-    for (; oc < rows; oc++) { /* channels without weights: bias only */
-        int8_t v = mcu_dc_requant_s8(mcu_dc_bias(L, oc), L);
+    for (; oc < rows; oc++) { /* channels without weights: bias only (a pool of a constant is the constant) */
+        int8_t v = mcu_dc_requant_s8(mcu_dc_bias(n, oc), n);
         for (i = 0u; i < ohw; i++) y[oc * ohw + i] = v;
     }
     return MCU_DC_OK;
@@ -142,82 +283,90 @@ corrupt:
     return MCU_DC_ERR_CORRUPT_STREAM;
 }
 
-mcu_dc_status_t mcu_dc_conv2d_huff_s8_ref(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y, uint32_t *scratch)
+mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
-    const uint32_t ohw = L->out_h * L->out_w, khw = L->kernel_h * L->kernel_w;
-    uint32_t oc = 0u, i, position = 0u, pos_s = 0u, pos_r = 0u;
-    mcu_dc_huff_t hs, hr;
-    if (L->n_entries > 0u) {
-        mcu_dc_huff_view(L->weights, &hs);
-        mcu_dc_huff_view(L->index, &hr);
+    return n->encoding == MCU_DC_ENC_HUFFMAN_SPARSE ? mcu_dc_conv2d_huff_s8(n, io) : conv_reader_s8(n, io, 1);
+}
+
+mcu_dc_status_t mcu_dc_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io) { return conv_reader_s8(n, io, 0); }
+
+mcu_dc_status_t mcu_dc_depthwise_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    return conv_reader_s8(n, io, 1);
+}
+
+mcu_dc_status_t mcu_dc_depthwise_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    return conv_reader_s8(n, io, 0);
+}
+
+/* ------------------------------------------------------------------ registration */
+
+static void conv_family_derive(mcu_dc_node_t *n)
+{
+    n->conv_h = mcu_dc_out_dim(n->in_h, n->pad_top, n->pad_bottom, n->kernel_h, n->stride_h);
+    n->conv_w = mcu_dc_out_dim(n->in_w, n->pad_left, n->pad_right, n->kernel_w, n->stride_w);
+    n->rows = n->out_c;
+}
+
+static void conv2d_derive(mcu_dc_node_t *n)
+{
+    const uint64_t fan_in = (uint64_t)n->in_c * n->kernel_h * n->kernel_w;
+    conv_family_derive(n);
+    n->fan_in = fan_in > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)fan_in;
+    n->dw_mult = 0u;
+}
+
+static void depthwise_derive(mcu_dc_node_t *n)
+{
+    conv_family_derive(n);
+    n->fan_in = n->kernel_h * n->kernel_w; /* <= 65535^2 < 2^32 */
+    n->dw_mult = n->in_c != 0u ? n->out_c / n->in_c : 0u;
+}
+
+/* Geometry shared by the family: kernel, stride, the conv map, the fused pool, the output. */
+static mcu_dc_status_t conv_geometry(const mcu_dc_node_t *n)
+{
+    uint32_t ph, pw;
+    if (n->kernel_h == 0u || n->kernel_w == 0u || n->stride_h == 0u || n->stride_w == 0u) return MCU_DC_ERR_PARAM;
+    if (n->conv_h == 0u || n->conv_w == 0u) return MCU_DC_ERR_SHAPE; /* the kernel does not fit the padded input */
+    if (n->pool_kh != 0u) {
+        if (n->pool_kw == 0u || n->pool_sh == 0u || n->pool_sw == 0u) return MCU_DC_ERR_PARAM;
+        ph = mcu_dc_out_dim(n->conv_h, 0u, 0u, n->pool_kh, n->pool_sh);
+        pw = mcu_dc_out_dim(n->conv_w, 0u, 0u, n->pool_kw, n->pool_sw);
+        if (ph == 0u || pw == 0u) return MCU_DC_ERR_SHAPE;
+    } else {
+        ph = n->conv_h;
+        pw = n->conv_w;
     }
-    fill_u32(scratch, mcu_dc_bias(L, 0u), ohw);
-    for (i = 0u; i < L->n_entries; i++) {
-        int32_t r = mcu_dc_huff_decode_ref(&hr, &pos_r);
-        int32_t s = mcu_dc_huff_decode_ref(&hs, &pos_s);
-        uint32_t entry_oc, col;
-        if (r < 0 || s < 0) return MCU_DC_ERR_CORRUPT_STREAM;
-        position += (uint32_t)r;
-        entry_oc = position / L->fan_in;
-        col = position % L->fan_in;
-        position += 1u;
-        if (entry_oc >= L->rows) return MCU_DC_ERR_CORRUPT_STREAM;
-        while (oc < entry_oc) {
-            emit_channel(L, scratch, y + oc * ohw, ohw);
-            oc++;
-            fill_u32(scratch, mcu_dc_bias(L, oc), ohw);
-        }
-        if ((uint32_t)s < L->codebook_len) {
-            int32_t w = L->codebook[s];
-            int32_t ic = (int32_t)(col / khw), ky = (int32_t)((col % khw) / L->kernel_w);
-            int32_t kx = (int32_t)((col % khw) % L->kernel_w);
-            int32_t oy, ox;
-            for (oy = 0; oy < (int32_t)L->out_h; oy++) {
-                for (ox = 0; ox < (int32_t)L->out_w; ox++) {
-                    int32_t iy = oy * (int32_t)L->stride_h + ky - (int32_t)L->pad_h;
-                    int32_t ix = ox * (int32_t)L->stride_w + kx - (int32_t)L->pad_w;
-                    if (iy >= 0 && iy < (int32_t)L->in_h && ix >= 0 && ix < (int32_t)L->in_w) {
-                        int32_t v = x[(ic * (int32_t)L->in_h + iy) * (int32_t)L->in_w + ix];
-                        scratch[oy * (int32_t)L->out_w + ox] += (uint32_t)(w * (v - L->in_zp));
-                    }
-                }
-            }
-        }
-    }
-    emit_channel(L, scratch, y + oc * ohw, ohw);
-    for (oc = oc + 1u; oc < L->rows; oc++) {
-        fill_u32(scratch, mcu_dc_bias(L, oc), ohw);
-        emit_channel(L, scratch, y + oc * ohw, ohw);
-    }
+    if (n->out_h != ph || n->out_w != pw) return MCU_DC_ERR_SHAPE;
     return MCU_DC_OK;
 }
 
-mcu_dc_status_t mcu_dc_conv2d_dense_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y)
+static mcu_dc_status_t conv2d_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes)
 {
-    const int8_t *wt = (const int8_t *)(const void *)L->weights;
-    const int32_t ih = (int32_t)L->in_h, iw = (int32_t)L->in_w, kh = (int32_t)L->kernel_h, kw = (int32_t)L->kernel_w;
-    uint32_t oc;
-    int32_t oy, ox, ic, ky, kx;
-    for (oc = 0u; oc < L->rows; oc++) {
-        const int8_t *w_oc = wt + oc * L->fan_in;
-        for (oy = 0; oy < (int32_t)L->out_h; oy++) {
-            for (ox = 0; ox < (int32_t)L->out_w; ox++) {
-                uint32_t acc = mcu_dc_bias(L, oc);
-                for (ic = 0; ic < (int32_t)L->in_c; ic++) {
-                    for (ky = 0; ky < kh; ky++) {
-                        int32_t iy = oy * (int32_t)L->stride_h + ky - (int32_t)L->pad_h;
-                        if (iy < 0 || iy >= ih) continue;
-                        for (kx = 0; kx < kw; kx++) {
-                            int32_t ix = ox * (int32_t)L->stride_w + kx - (int32_t)L->pad_w;
-                            int32_t w = w_oc[(ic * kh + ky) * kw + kx];
-                            if (ix < 0 || ix >= iw) continue;
-                            acc += (uint32_t)(w * ((int32_t)x[(ic * ih + iy) * iw + ix] - L->in_zp));
-                        }
-                    }
-                }
-                y[(oc * L->out_h + (uint32_t)oy) * L->out_w + (uint32_t)ox] = mcu_dc_requant_s8(acc, L);
-            }
-        }
-    }
-    return MCU_DC_OK;
+    mcu_dc_status_t st = conv_geometry(n);
+    return st != MCU_DC_OK ? st : mcu_dc_weights_validate(n, blob, blob_bytes);
 }
+
+static mcu_dc_status_t depthwise_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes)
+{
+    mcu_dc_status_t st = conv_geometry(n);
+    if (st != MCU_DC_OK) return st;
+    if (n->in_c == 0u || n->out_c % n->in_c != 0u) return MCU_DC_ERR_SHAPE; /* out_c = in_c * m, m >= 1 */
+    return mcu_dc_weights_validate(n, blob, blob_bytes);
+}
+
+static uint64_t conv_family_scratch(const mcu_dc_node_t *n)
+{
+    return 4u * (uint64_t)n->conv_h * n->conv_w; /* one output channel of int32 accumulators */
+}
+
+const mcu_dc_op_impl_t mcu_dc_op_conv2d = {
+    1u, conv2d_derive, conv2d_validate, conv_family_scratch, mcu_dc_conv2d_s8, mcu_dc_conv2d_s8_ref,
+};
+
+const mcu_dc_op_impl_t mcu_dc_op_depthwise_conv2d = {
+    1u, depthwise_derive, depthwise_validate, conv_family_scratch, mcu_dc_depthwise_conv2d_s8,
+    mcu_dc_depthwise_conv2d_s8_ref,
+};

@@ -1,10 +1,14 @@
 /*
- * Fully-connected kernels (docs/format.md, "Numbers" and "The sparse stream"):
- *   mcu_dc_fc_huff_s8      computes straight from the two Huffman streams (relative
- *                          indices and weight symbols), decoded on the fly with 32-bit bit
- *                          buffers and lookup tables; weights are never unpacked to RAM.
- *   mcu_dc_fc_huff_s8_ref  the same with the bit-serial reference decoder, plainly written.
- *   mcu_dc_fc_dense_s8     the DENSE_INT8 baseline: every weight stored as int8.
+ * FC: a fully connected op over its input tensor flattened in CHW order (docs/format.md,
+ * "Numbers" and "The sparse stream"). W[rows][fan_in], rows = the output tensor's
+ * channels, fan_in = in_c * in_h * in_w; no scratch.
+ *   mcu_dc_fc_huff_s8   HUFFMAN_SPARSE fast path: computes straight from the two Huffman
+ *                       streams (relative indices and weight symbols), decoded on the fly
+ *                       with 32-bit bit buffers and lookup tables; weights are never
+ *                       unpacked to RAM (bench/results/device_mnist.md: it pays).
+ *   mcu_dc_fc_dense_s8  DENSE_INT8: every weight stored as int8, a plain dot product.
+ *   mcu_dc_fc_s8        the registered run: one of the two by encoding.
+ *   mcu_dc_fc_s8_ref    the reference: any encoding through the weight reader (bit-serial).
  * Accumulators are int32 carried in uint32_t (wrapping, so never undefined behaviour).
  */
 #include "mcu_dc_internal.h"
@@ -130,43 +134,45 @@ MCU_DC_NOINLINE static int fc_macs(fc_ctx_t *c)
     return ev;
 }
 
-mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y)
+mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
+    const int8_t *x = io->x;
+    int8_t *y = io->y;
     uint32_t row = 0u;
-    if (L->n_entries > 0u) {
+    if (n->n_entries > 0u) {
         mcu_dc_huff_t hs, hr;
         mcu_dc_bitreader_t bs;
         fc_ctx_t c;
-        uint32_t left = L->n_entries;
+        uint32_t left = n->n_entries;
         int8_t w[MCU_DC_FC_CHUNK];
         int8_t cbz[MCU_DC_MAX_CODEBOOK + 1u]; /* the codebook (k <= 256 bytes) and a 0 for the filler */
-        for (left = 0u; left < L->codebook_len; left++) cbz[left] = L->codebook[left];
-        cbz[L->codebook_len] = 0;
-        left = L->n_entries;
-        c.x_end = x + L->fan_in;
-        c.col = -(int32_t)L->fan_in - 1; /* just before the first input */
-        c.acc = mcu_dc_bias(L, 0u);
-        c.zp = L->in_zp;
-        mcu_dc_huff_view(L->weights, &hs);
-        mcu_dc_huff_view(L->index, &hr);
+        for (left = 0u; left < n->codebook_len; left++) cbz[left] = n->codebook[left];
+        cbz[n->codebook_len] = 0;
+        left = n->n_entries;
+        c.x_end = x + n->fan_in;
+        c.col = -(int32_t)n->fan_in - 1; /* just before the first input */
+        c.acc = mcu_dc_bias(n, 0u);
+        c.zp = n->in_zp;
+        mcu_dc_huff_view(n->weights, &hs);
+        mcu_dc_huff_view(n->index, &hr);
         mcu_dc_bitreader_init(&bs, &hs);
         mcu_dc_bitreader_init(&c.rd, &hr);
         while (left > 0u) {
-            const uint32_t n = left < MCU_DC_FC_CHUNK ? left : MCU_DC_FC_CHUNK;
-            if (fc_weights(&bs, cbz, w, n) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
-            left -= n;
-            c.w_end = w + n;
-            c.j = -(int32_t)n;
+            const uint32_t chunk = left < MCU_DC_FC_CHUNK ? left : MCU_DC_FC_CHUNK;
+            if (fc_weights(&bs, cbz, w, chunk) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
+            left -= chunk;
+            c.w_end = w + chunk;
+            c.j = -(int32_t)chunk;
             for (;;) {
                 int ev = fc_macs(&c);
                 if (ev == FC_DONE) break;
                 if (ev == FC_CORRUPT) return MCU_DC_ERR_CORRUPT_STREAM;
                 while (c.col >= 0) { /* row crossing */
-                    if (row + 1u >= L->rows) return MCU_DC_ERR_CORRUPT_STREAM;
-                    y[row] = mcu_dc_requant_out(c.acc, L);
+                    if (row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
+                    y[row] = mcu_dc_requant_out(c.acc, n);
                     row++;
-                    c.acc = mcu_dc_bias(L, row);
-                    c.col -= (int32_t)L->fan_in;
+                    c.acc = mcu_dc_bias(n, row);
+                    c.col -= (int32_t)n->fan_in;
                 }
                 c.acc += (uint32_t)((int32_t)c.w_end[c.j] * ((int32_t)c.x_end[c.col] - c.zp));
                 if (++c.j == 0) break;
@@ -175,59 +181,74 @@ mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_layer_t *L, const int8_t *x, int8
         if (mcu_dc_bitreader_used(&c.rd, &hr) > hr.n_bits || mcu_dc_bitreader_used(&bs, &hs) > hs.n_bits) {
             return MCU_DC_ERR_CORRUPT_STREAM;
         }
-        y[row++] = mcu_dc_requant_out(c.acc, L);
+        y[row++] = mcu_dc_requant_out(c.acc, n);
     }
-    for (; row < L->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(L, row), L); /* empty rows */
+    for (; row < n->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
     return MCU_DC_OK;
 }
 
-mcu_dc_status_t mcu_dc_fc_huff_s8_ref(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y)
+mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
-    uint32_t row, i, pos_s = 0u, pos_r = 0u;
-    uint32_t position = 0u; /* flat position (row-major) just after the previous entry */
-    mcu_dc_huff_t hs, hr;
-    if (L->n_entries > 0u) {
-        mcu_dc_huff_view(L->weights, &hs);
-        mcu_dc_huff_view(L->index, &hr);
-    }
-    row = 0u;
-    {
-        uint32_t acc = mcu_dc_bias(L, 0u);
-        for (i = 0u; i < L->n_entries; i++) {
-            int32_t r = mcu_dc_huff_decode_ref(&hr, &pos_r);
-            int32_t s = mcu_dc_huff_decode_ref(&hs, &pos_s);
-            uint32_t entry_row, entry_col;
-            if (r < 0 || s < 0) return MCU_DC_ERR_CORRUPT_STREAM;
-            position += (uint32_t)r; /* r zeros skipped */
-            entry_row = position / L->fan_in;
-            entry_col = position % L->fan_in;
-            position += 1u;
-            if (entry_row >= L->rows) return MCU_DC_ERR_CORRUPT_STREAM;
-            while (row < entry_row) {
-                y[row] = mcu_dc_requant_s8(acc, L);
-                row++;
-                acc = mcu_dc_bias(L, row);
-            }
-            if ((uint32_t)s < L->codebook_len) {
-                acc += (uint32_t)((int32_t)L->codebook[s] * ((int32_t)x[entry_col] - L->in_zp));
-            }
-        }
-        y[row] = mcu_dc_requant_s8(acc, L);
-        for (row = row + 1u; row < L->rows; row++) y[row] = mcu_dc_requant_s8(mcu_dc_bias(L, row), L);
-    }
-    return MCU_DC_OK;
-}
-
-mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y)
-{
-    const int8_t *w = (const int8_t *)(const void *)L->weights;
-    const int32_t zp = L->in_zp;
+    const int8_t *x = io->x;
+    int8_t *y = io->y;
+    const int8_t *w = (const int8_t *)(const void *)n->weights;
+    const int32_t zp = n->in_zp;
     uint32_t row, j;
-    for (row = 0u; row < L->rows; row++) {
-        uint32_t acc = mcu_dc_bias(L, row);
-        for (j = 0u; j < L->fan_in; j++) acc += (uint32_t)((int32_t)w[j] * ((int32_t)x[j] - zp));
-        y[row] = mcu_dc_requant_s8(acc, L);
-        w += L->fan_in;
+    for (row = 0u; row < n->rows; row++) {
+        uint32_t acc = mcu_dc_bias(n, row);
+        for (j = 0u; j < n->fan_in; j++) acc += (uint32_t)((int32_t)w[j] * ((int32_t)x[j] - zp));
+        y[row] = mcu_dc_requant_s8(acc, n);
+        w += n->fan_in;
     }
     return MCU_DC_OK;
 }
+
+mcu_dc_status_t mcu_dc_fc_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    return n->encoding == MCU_DC_ENC_HUFFMAN_SPARSE ? mcu_dc_fc_huff_s8(n, io) : mcu_dc_fc_dense_s8(n, io);
+}
+
+mcu_dc_status_t mcu_dc_fc_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    mcu_dc_wreader_t r;
+    uint32_t row = 0u, er, ec, acc;
+    int32_t w;
+    int rc;
+    mcu_dc_wreader_init(&r, n, 0);
+    acc = mcu_dc_bias(n, 0u);
+    while ((rc = mcu_dc_wreader_next(&r, &er, &ec, &w)) > 0) {
+        while (row < er) { /* rows before the entry's are complete */
+            io->y[row] = mcu_dc_requant_s8(acc, n);
+            row++;
+            acc = mcu_dc_bias(n, row);
+        }
+        acc += (uint32_t)(w * ((int32_t)io->x[ec] - n->in_zp));
+    }
+    if (rc < 0) return MCU_DC_ERR_CORRUPT_STREAM;
+    io->y[row] = mcu_dc_requant_s8(acc, n);
+    for (row = row + 1u; row < n->rows; row++) io->y[row] = mcu_dc_requant_s8(mcu_dc_bias(n, row), n);
+    return MCU_DC_OK;
+}
+
+static void fc_derive(mcu_dc_node_t *n)
+{
+    const uint64_t fan_in = (uint64_t)n->in_c * n->in_h * n->in_w;
+    n->rows = n->out_c;
+    n->fan_in = fan_in > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)fan_in;
+}
+
+static mcu_dc_status_t fc_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes)
+{
+    if (n->out_h != 1u || n->out_w != 1u) return MCU_DC_ERR_SHAPE; /* output (rows, 1, 1) */
+    return mcu_dc_weights_validate(n, blob, blob_bytes);
+}
+
+static uint64_t fc_scratch_size(const mcu_dc_node_t *n)
+{
+    (void)n;
+    return 0u;
+}
+
+const mcu_dc_op_impl_t mcu_dc_op_fc = {
+    1u, fc_derive, fc_validate, fc_scratch_size, mcu_dc_fc_s8, mcu_dc_fc_s8_ref,
+};

@@ -7,32 +7,30 @@
 
 const uint16_t mcu_dc_zero_lut[2] = {0u, 0u};
 
-static uint32_t align4_u32(uint32_t n) { return (n + 3u) & ~3u; }
-
 /* bytes [off, off + len) lie inside a blob of size bb (no overflow) */
 static int in_blob(uint32_t off, uint32_t len, uint32_t bb) { return off <= bb && len <= bb - off; }
 
 void mcu_dc_huff_view(const uint8_t *sec, mcu_dc_huff_t *h)
 {
     uint32_t p, data_bytes;
-    h->max_len = sec[0];
-    h->lut_bits = sec[1];
-    h->n_symbols = mcu_dc_rd16(sec + 2);
-    h->n_bits = mcu_dc_rd32(sec + 4);
-    p = MCU_DC_HUFF_HEADER_BYTES;
+    h->max_len = sec[MCU_DC_HUF_MAX_LEN];
+    h->lut_bits = sec[MCU_DC_HUF_LUT_BITS];
+    h->n_symbols = mcu_dc_rd16(sec + MCU_DC_HUF_N_SYMBOLS);
+    h->n_bits = mcu_dc_rd32(sec + MCU_DC_HUF_N_BITS);
+    p = MCU_DC_HUF_BYTES;
     h->counts = sec + p;
     p += 2u * h->max_len;
     h->symbols = sec + p;
-    p = align4_u32(p + 2u * h->n_symbols);
+    p = mcu_dc_align4(p + 2u * h->n_symbols);
     if (h->lut_bits > 0u) {
         h->lut = (const uint16_t *)(const void *)(sec + p);
-        p = align4_u32(p + (2u << h->lut_bits));
+        p = mcu_dc_align4(p + (2u << h->lut_bits));
     } else {
         h->lut = 0;
     }
     h->data = sec + p;
     data_bytes = (h->n_bits >> 3) + ((h->n_bits & 7u) != 0u);
-    h->data_len = align4_u32(data_bytes) + MCU_DC_STREAM_SLACK_BYTES;
+    h->data_len = mcu_dc_align4(data_bytes) + MCU_DC_STREAM_SLACK_BYTES;
 }
 
 mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint32_t off, uint32_t alphabet,
@@ -40,20 +38,20 @@ mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint
 {
     uint32_t p, i, sum = 0u, max_len, lut_bits, n_symbols, n_bits;
     int32_t left = 1;
-    if (off == 0u || (off & 3u) != 0u || !in_blob(off, MCU_DC_HUFF_HEADER_BYTES, blob_bytes)) {
+    if (off == 0u || (off & 3u) != 0u || !in_blob(off, MCU_DC_HUF_BYTES, blob_bytes)) {
         return MCU_DC_ERR_OFFSET;
     }
-    max_len = blob[off];
-    lut_bits = blob[off + 1u];
-    n_symbols = mcu_dc_rd16(blob + off + 2u);
-    n_bits = mcu_dc_rd32(blob + off + 4u);
+    max_len = blob[off + MCU_DC_HUF_MAX_LEN];
+    lut_bits = blob[off + MCU_DC_HUF_LUT_BITS];
+    n_symbols = mcu_dc_rd16(blob + off + MCU_DC_HUF_N_SYMBOLS);
+    n_bits = mcu_dc_rd32(blob + off + MCU_DC_HUF_N_BITS);
     if (max_len > MCU_DC_MAX_HUFFMAN_LEN || lut_bits > MCU_DC_MAX_LUT_BITS || lut_bits > max_len) {
         return MCU_DC_ERR_HUFFMAN_TABLE;
     }
     if (n_bits > 0x7FFFFF00u) return MCU_DC_ERR_OFFSET;
     /* every part up to the lookup table, then the coded data, must lie inside the blob */
-    p = align4_u32(MCU_DC_HUFF_HEADER_BYTES + 2u * max_len + 2u * n_symbols);
-    if (lut_bits > 0u) p = align4_u32(p + (2u << lut_bits));
+    p = mcu_dc_align4(MCU_DC_HUF_BYTES + 2u * max_len + 2u * n_symbols);
+    if (lut_bits > 0u) p = mcu_dc_align4(p + (2u << lut_bits));
     if (!in_blob(off, p, blob_bytes)) return MCU_DC_ERR_OFFSET;
     mcu_dc_huff_view(blob + off, h);
     if (!in_blob(off + p, h->data_len, blob_bytes)) return MCU_DC_ERR_OFFSET;

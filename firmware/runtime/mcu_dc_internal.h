@@ -1,6 +1,7 @@
 /*
- * mcu_dc runtime internals: the parsed layer descriptor, Huffman table views, the
- * requantization helper and the kernel prototypes. Not part of the public API.
+ * mcu_dc runtime internals: the parsed op view, the op registry's interface, the weight
+ * reader, Huffman table views and bit reader, the requantization helper and the kernel
+ * prototypes. Not part of the public API.
  */
 #ifndef MCU_DC_INTERNAL_H
 #define MCU_DC_INTERNAL_H
@@ -40,25 +41,70 @@ typedef struct {
     uint32_t lut_bits;
 } mcu_dc_huff_t;
 
-/* A layer descriptor (docs/format.md, "Layer table"), parsed. */
+/* One op, parsed: a version 2 op descriptor with its tensors' shapes, zero points and
+ * arena offsets, or a version 1 layer descriptor in the same view (tensor i is layer i's
+ * input; v1's ping-pong offsets). Filled by mcu_dc_node_load; read-only for kernels. */
 typedef struct {
-    uint32_t op, encoding, index_bits;
-    uint32_t in_c, in_h, in_w, out_c, out_h, out_w;
-    uint32_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
-    int32_t in_zp, out_zp, act_min, act_max;
+    uint32_t op_index;                           /* position in execution order */
+    uint32_t op, encoding, index_bits, n_inputs;
+    uint32_t in0, in1, out;                      /* tensor ids (in1: MCU_DC_NO_TENSOR when absent) */
+    uint32_t in_c, in_h, in_w;                   /* input 0 */
+    uint32_t in1_c, in1_h, in1_w;                /* input 1 (ADD) */
+    uint32_t out_c, out_h, out_w;                /* the output tensor (after a fused pool) */
+    int32_t in_zp, in1_zp, out_zp;
+    uint32_t in_off, in1_off, out_off, scratch_off; /* arena offsets */
+    uint32_t kernel_h, kernel_w, stride_h, stride_w;
+    uint32_t pad_top, pad_left, pad_bottom, pad_right;
+    uint32_t pool_kh, pool_kw, pool_sh, pool_sw; /* fused max pool (conv family); pool_kh 0 = none */
+    int32_t act_min, act_max;
     uint32_t shift;
-    int32_t multiplier;
-    uint32_t n_entries;
-    uint32_t codebook_len;
-    const int8_t *codebook;  /* int8[codebook_len] */
-    const uint8_t *bias;     /* int32[out_c], LE */
-    const uint8_t *weights;  /* DENSE_INT8: int8[rows][fan_in]; HUFFMAN_SPARSE: section */
-    const uint8_t *index;    /* HUFFMAN_SPARSE: relative-index section */
-    uint32_t rows, fan_in;
-} mcu_dc_layer_t;
+    int32_t multiplier, multiplier_b;
+    uint32_t n_entries, codebook_len;
+    uint32_t codebook_off, bias_off, weights_off, index_off; /* absolute blob offsets, 0 = none */
+    const int8_t *codebook;                      /* int8[codebook_len] */
+    const uint8_t *bias;                         /* int32[rows], LE */
+    const uint8_t *weights;                      /* DENSE_INT8: int8[rows][fan_in]; HUFFMAN_SPARSE: section */
+    const uint8_t *index;                        /* HUFFMAN_SPARSE: relative-index section */
+    /* set by the op's derive hook (saturating; the op's validate bounds them) */
+    uint32_t rows, fan_in;                       /* weight ops: W[rows][fan_in] */
+    uint32_t conv_h, conv_w;                     /* window ops: output map before a fused pool (0 = none fits) */
+    uint32_t dw_mult;                            /* DEPTHWISE_CONV2D: channel multiplier; else 0 */
+} mcu_dc_node_t;
 
-/* Parse descriptor i without checks (the model was validated by mcu_dc_model_init). */
-void mcu_dc_layer_parse(const uint8_t *blob, uint32_t i, mcu_dc_layer_t *L);
+/* The buffers one op reads and writes (inside the arena; never overlapping, by the plan). */
+typedef struct {
+    const int8_t *x;   /* input 0 */
+    const int8_t *x1;  /* input 1, or NULL */
+    int8_t *y;         /* output */
+    uint32_t *scratch; /* the op's scratch (valid when its scratch_size > 0) */
+} mcu_dc_io_t;
+
+typedef mcu_dc_status_t (*mcu_dc_kernel_fn)(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+
+/*
+ * The op registry: one entry per op code (mcu_dc_ops.c), one C file per op family.
+ *   derive        fills rows / fan_in / conv_h / conv_w / dw_mult from the descriptor
+ *                 and the input shape (never fails; may be NULL)
+ *   validate      every parameter, the output shape recomputed from the input shape,
+ *                 the op's sections; a status code, never a crash
+ *   scratch_size  bytes of scratch the op needs at scratch_off (0 = none), in 64 bits
+ *   run, run_ref  the fast kernel and the plain reference kernel (may be the same)
+ */
+typedef struct {
+    uint32_t n_inputs;
+    void (*derive)(mcu_dc_node_t *n);
+    mcu_dc_status_t (*validate)(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes);
+    uint64_t (*scratch_size)(const mcu_dc_node_t *n);
+    mcu_dc_kernel_fn run;
+    mcu_dc_kernel_fn run_ref;
+} mcu_dc_op_impl_t;
+
+/* The registered op of code op, or NULL (mcu_dc_ops.c). */
+const mcu_dc_op_impl_t *mcu_dc_op_impl(uint32_t op);
+
+/* Op i of a bound (or being validated) model: parsed, then derived by its op. Ids out of
+ * range read as empty tensors; offsets outside the blob give NULL section pointers. */
+void mcu_dc_node_load(const mcu_dc_model_t *m, uint32_t i, mcu_dc_node_t *n);
 
 /* Pointers into the Huffman section starting at sec (no checks). */
 void mcu_dc_huff_view(const uint8_t *sec, mcu_dc_huff_t *h);
@@ -175,33 +221,88 @@ static inline uint32_t mcu_dc_bitreader_used(const mcu_dc_bitreader_t *br, const
 
 /* The one rounding rule (ROUNDING_HALF_UP) with saturation. acc is the int32
  * accumulator carried in a uint32_t (wrapping arithmetic, exact for valid models). */
-static inline int8_t mcu_dc_requant_s8(uint32_t acc, const mcu_dc_layer_t *L)
+static inline int8_t mcu_dc_requant_s8(uint32_t acc, const mcu_dc_node_t *n)
 {
-    int64_t prod = (int64_t)(int32_t)acc * (int64_t)L->multiplier + ((int64_t)1 << (L->shift - 1u));
-    int64_t y = (prod >> L->shift) + L->out_zp; /* arithmetic shift (gcc, clang, armcc) */
-    if (y < L->act_min) y = L->act_min;
-    if (y > L->act_max) y = L->act_max;
+    int64_t prod = (int64_t)(int32_t)acc * (int64_t)n->multiplier + ((int64_t)1 << (n->shift - 1u));
+    int64_t y = (prod >> n->shift) + n->out_zp; /* arithmetic shift (gcc, clang, armcc) */
+    if (y < n->act_min) y = n->act_min;
+    if (y > n->act_max) y = n->act_max;
     return (int8_t)y;
 }
 
 /* Out-of-line twin of mcu_dc_requant_s8 for the kernels' hot loops (keeps the 64-bit
  * code out of them, so their registers hold the bit readers). */
-int8_t mcu_dc_requant_out(uint32_t acc, const mcu_dc_layer_t *L);
+int8_t mcu_dc_requant_out(uint32_t acc, const mcu_dc_node_t *n);
 
-static inline uint32_t mcu_dc_bias(const mcu_dc_layer_t *L, uint32_t row)
+static inline uint32_t mcu_dc_bias(const mcu_dc_node_t *n, uint32_t row)
 {
-    return mcu_dc_rd32(L->bias + 4u * row);
+    return mcu_dc_rd32(n->bias + 4u * row);
 }
 
-/* Kernels: x is the layer's int8 input tensor (CHW), y its output. */
-mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y);
-mcu_dc_status_t mcu_dc_fc_huff_s8_ref(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y);
-mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y);
-/* scratch: uint32_t[out_h * out_w], one output channel of accumulators */
-mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y, uint32_t *scratch);
-mcu_dc_status_t mcu_dc_conv2d_huff_s8_ref(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y,
-                                          uint32_t *scratch);
-mcu_dc_status_t mcu_dc_conv2d_dense_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y);
-mcu_dc_status_t mcu_dc_maxpool2d_s8(const mcu_dc_layer_t *L, const int8_t *x, int8_t *y);
+static inline uint32_t mcu_dc_align4(uint32_t v) { return (v + 3u) & ~3u; }
+
+/* [off, off + len) inside a blob of bb bytes, off 4-aligned and non-zero (64-bit safe). */
+static inline int mcu_dc_section_ok(uint32_t off, uint64_t len, uint32_t bb)
+{
+    return off != 0u && (off & 3u) == 0u && off <= bb && len <= (uint64_t)(bb - off);
+}
+
+/* Output size of a window op along one axis: (in + p0 + p1 - k) / s + 1, or 0 when no
+ * window fits or k or s is 0. in <= 65535, pads <= 255: no overflow. */
+static inline uint32_t mcu_dc_out_dim(uint32_t in, uint32_t p0, uint32_t p1, uint32_t k, uint32_t s)
+{
+    uint32_t span = in + p0 + p1;
+    if (k == 0u || s == 0u || in == 0u || span < k) return 0u;
+    return (span - k) / s + 1u;
+}
+
+/* ------------------------------------------------------------------ weights (mcu_dc_weights.c) */
+
+/*
+ * The one weight interface: a reader yields the kept weights of a weight op as
+ * (row, col, w) entries in row-major order, whatever the encoding (DENSE_INT8: the non-zero
+ * bytes; HUFFMAN_SPARSE: the sparse entries, fillers skipped). fast selects the LUT Huffman
+ * decoder instead of the bit-serial reference one. The reference kernels of every weight
+ * op, and the depthwise and dense conv kernels, consume it; the fused FC and CONV2D Huffman
+ * kernels are the benchmarked fast paths beside it.
+ */
+typedef struct {
+    const mcu_dc_node_t *n;
+    uint32_t fast;
+    uint32_t left;      /* entries (Huffman) or positions (dense) still to read */
+    uint32_t row, col;  /* next position */
+    const int8_t *dense;
+    mcu_dc_huff_t hs, hr;       /* weight-symbol and relative-index sections */
+    uint32_t pos_s, pos_r;      /* reference decoder: bit positions */
+    mcu_dc_bitreader_t bs, br;  /* fast decoder */
+} mcu_dc_wreader_t;
+
+void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast);
+/* 1: an entry in *row, *col, *w; 0: no more; -1: a corrupt stream (an entry past the
+ * last row, a code that matches nothing, or more bits read than the section holds). */
+int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w);
+
+/* The checks every weight op shares: encoding, rows * fan_in, requantization, activation
+ * bounds, the bias, codebook and weight sections, the Huffman tables. */
+mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes);
+
+/* ------------------------------------------------------------------ kernels, by op family */
+
+/* mcu_dc_fc.c */
+mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+/* mcu_dc_conv.c (scratch: uint32_t[conv_h * conv_w], one output channel of accumulators) */
+mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_depthwise_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_depthwise_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+/* mcu_dc_pool.c */
+mcu_dc_status_t mcu_dc_maxpool2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_avgpool2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+/* mcu_dc_add.c */
+mcu_dc_status_t mcu_dc_add_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 
 #endif /* MCU_DC_INTERNAL_H */

@@ -13,7 +13,10 @@ def register(subparsers: Any) -> None:
         "compress",
         help="prune, quantize and Huffman-code a PyTorch model into a .mcudc file",
         description="Deep Compression (prune -> trained quantization -> Huffman) of a model trained on a "
-        "dataset; writes the .mcudc model file and prints the compression report.",
+        "dataset; writes the .mcudc model file and prints the compression report with the task's metric "
+        "after each stage (accuracy for a classifier; MSE, and AUC for an autoencoder with anomaly labels). "
+        "The task is the dataset's unless the config sets task = 'reconstruction' (an autoencoder of the "
+        "dataset's inputs).",
     )
     p.add_argument("--model", required=True, help="lenet300, lenet5 or path/to/file.py:factory")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "digits"])
@@ -79,6 +82,25 @@ def run(args: argparse.Namespace) -> int:
 
         for f in write_plots(art, args.plots):
             say(f"wrote {f}")
-    rep = cm.meta["report"]
-    print(to_json(rep) if args.json else to_markdown(rep))
+    rep = dict(cm.meta["report"])
+    print(to_json(_with_metrics(rep, cm.meta)) if args.json else _markdown(rep, cm.meta, to_markdown))
     return 0
+
+
+def _with_metrics(rep: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The report with the task and every stage's metrics (kept as they are if it has them)."""
+    rep.setdefault("task", meta.get("task", "classification"))
+    rep.setdefault("metrics", meta.get("metrics", {}))
+    return rep
+
+
+def _markdown(rep: dict[str, Any], meta: dict[str, Any], to_markdown: Any) -> str:
+    """The report as Markdown; a regressor's or autoencoder's metrics table is added when the
+    report itself does not carry the metrics."""
+    from mcu_dc.data.metrics import metrics_markdown
+
+    text = str(to_markdown(rep))
+    task = str(meta.get("task", "classification"))
+    if "metrics" not in rep and task != "classification":
+        text += "\n" + metrics_markdown(task, meta.get("metrics", {}))
+    return text

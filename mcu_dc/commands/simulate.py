@@ -1,4 +1,5 @@
-"""``mcu-dc simulate FILE --dataset NAME``: bit-exact integer accuracy on a test set."""
+"""``mcu-dc simulate FILE --dataset NAME``: the bit-exact integer model's metric on a test set
+(accuracy for a classifier; MSE, MAE and NMSE of the reconstruction for an autoencoder)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def register(subparsers: Any) -> None:
         "simulate",
         help="run a .mcudc model with the bit-exact integer simulator on a dataset",
         description="Run a compressed model with the bit-exact integer simulator (exactly what the "
-        "device computes) on a dataset's test split and report its accuracy.",
+        "device computes) on a dataset's test split and report its accuracy, or for an autoencoder the "
+        "reconstruction error (MSE).",
     )
     p.add_argument("file", type=Path, help="the .mcudc model file")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "digits"])
@@ -30,13 +32,26 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def model_task(cm: Any) -> str:
+    """The task a model was compressed for (older files: classification)."""
+    return str(getattr(cm.model, "task", None) or cm.meta.get("task") or "classification")
+
+
 def run(args: argparse.Namespace) -> int:
     from mcu_dc.core.model_file import load
-    from mcu_dc.core.simulator import simulate
     from mcu_dc.data.datasets import load_dataset
+    from mcu_dc.data.metrics import format_metrics, simulator_metrics
 
     cm = load(args.file)
+    task = model_task(cm)
     ds = load_dataset(args.dataset, args.split, args.data_dir)
+    if task == "regression":
+        raise DataError(
+            f"{args.file} is a regression model, but --dataset {args.dataset} has class labels, not float "
+            "targets; simulate it from Python on its own data with mcu_dc.data.metrics.simulator_metrics("
+            "cm.model, Dataset(name, x, y, task='regression'))"
+        )
+    ds = ds.with_task(task)  # an autoencoder reconstructs the images
     if args.limit is not None:
         if args.limit < 1:
             raise DataError(f"--limit {args.limit}: pass a positive number of images")
@@ -49,26 +64,27 @@ def run(args: argparse.Namespace) -> int:
             "compressed for"
         )
     t0 = time.perf_counter()
-    out = simulate(model, ds.images)
+    out, metrics = simulator_metrics(model, ds)
     seconds = time.perf_counter() - t0
-    pred = np.argmax(out, axis=1)  # the first index of the maximum, as on the device
-    accuracy = float(np.mean(pred == ds.labels)) if len(ds) else 0.0
     if args.outputs is not None:
         np.save(args.outputs, out)
-    result = {
+    result: dict[str, Any] = {
         "file": str(args.file),
         "dataset": args.dataset,
         "split": args.split,
         "n": len(ds),
-        "accuracy": accuracy,
+        "task": task,
+        "metrics": metrics,
         "model_hash": f"0x{cm.model_hash:08x}",
         "seconds": round(seconds, 3),
     }
+    if task == "classification":
+        result["accuracy"] = metrics["accuracy"]
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         print(
-            f"{args.file}: {result['n']} {args.dataset} {args.split} images, integer accuracy "
-            f"{100 * accuracy:.2f} % (model hash {result['model_hash']}, {seconds:.2f} s)"
+            f"{args.file}: {result['n']} {args.dataset} {args.split} images, integer {task} "
+            f"{format_metrics(task, metrics)} (model hash {result['model_hash']}, {seconds:.2f} s)"
         )
     return 0

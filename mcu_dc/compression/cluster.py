@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mcu_dc.compression.chain import ChainNet, WeightLayer
+from mcu_dc.compression.graph import ChainNet, WeightLayer
 from mcu_dc.errors import ConfigError, ModelError
 
 INITS = ("linear", "density", "random")
@@ -51,7 +51,9 @@ class ClusterConfig:
             raise ConfigError("cluster.kmeans_iters and cluster.dqc_update_every must be >= 1")
 
     def bits_for(self, kind: str) -> int:
-        return self.conv_bits if kind == "conv" else self.fc_bits
+        """Codebook bits of a weight layer: ``fc_bits`` for Linear, ``conv_bits`` for every convolution
+        (standard, pointwise and depthwise)."""
+        return self.fc_bits if kind == "fc" else self.conv_bits
 
 
 def init_centroids(values: np.ndarray, k: int, init: str, rng: np.random.Generator) -> np.ndarray:

@@ -18,7 +18,9 @@ A TOML file mirrors :class:`CompressConfig`::
     [quantize]
     fc_index_bits = 5
 
-Unknown keys are an error (a typo must not be silently ignored).
+Unknown keys are an error (a typo must not be silently ignored). ``task`` (top level)
+is ``auto`` (the dataset's task), ``classification``, ``regression`` or
+``reconstruction``; it must agree with the dataset (any dataset can be reconstructed).
 """
 
 from __future__ import annotations
@@ -32,15 +34,17 @@ from typing import Any, get_type_hints
 
 from mcu_dc.compression.cluster import ClusterConfig
 from mcu_dc.compression.quantize import QuantConfig
-from mcu_dc.compression.train import TrainConfig
-from mcu_dc.errors import ConfigError
+from mcu_dc.compression.train import TrainConfig, check_augment
+from mcu_dc.core.qmath import TASKS
+from mcu_dc.data.datasets import Dataset
+from mcu_dc.errors import ConfigError, DataError
 
 
 @dataclass
 class PruneConfig:
     enabled: bool = True
     rounds: int = 3  # prune -> retrain iterations
-    budget: float = 0.01  # accuracy drop allowed per layer in the sensitivity analysis (per round)
+    budget: float = 0.01  # score drop allowed per layer and round (accuracy; NMSE for other tasks)
     max_sparsity: float = 0.97
     grid: list[float] = field(
         default_factory=lambda: [0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
@@ -76,8 +80,14 @@ class CompressConfig:
     max_code_len: int = 12  # longest Huffman code (the MCU decoder's bound)
     lut_bits: int = 6
     seed: int = 0
+    task: str = "auto"  # classification | regression | reconstruction | auto (the dataset's task)
 
     def validate(self) -> None:
+        if self.task not in ("auto", *TASKS):
+            raise ConfigError(
+                f"task = {self.task!r} is not one of auto, {', '.join(TASKS)}; 'auto' (the default) takes "
+                "the dataset's task"
+            )
         self.dense.validate("dense")
         self.prune.validate()
         self.cluster.validate()
@@ -93,6 +103,46 @@ class CompressConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def datasets_for_task(self, train: Dataset, test: Dataset) -> tuple[Dataset, Dataset]:
+        """``(train, test)`` for the configured task, checked before any training.
+
+        ``task = "auto"`` takes the datasets' task (train and test must agree). An explicit
+        task must be the datasets' task, except ``reconstruction``, which any dataset can be
+        used for (its targets become its inputs). ``augment_shift`` needs uint8 images.
+        """
+        self.validate()
+        if train.task != test.task:
+            raise DataError(
+                f"the training set {train.name!r} is for task {train.task!r} but the test set {test.name!r} "
+                f"for {test.task!r}; build both with the same task"
+            )
+        if train.is_float_input != test.is_float_input:
+            kinds = {True: "float features", False: "uint8 bytes"}
+            raise DataError(
+                f"the training set {train.name!r} holds {kinds[train.is_float_input]} but the test set "
+                f"{test.name!r} {kinds[test.is_float_input]}; the model takes one kind of input"
+            )
+        task = train.task if self.task == "auto" else self.task
+        if task != train.task and task != "reconstruction":
+            raise ConfigError(
+                f"the config's task is {task!r} but dataset {train.name!r} is a {train.task!r} dataset "
+                f"({_describe_targets(train)}). Build the Dataset with task={task!r} and matching targets "
+                "(integer class labels for classification, float targets for regression), or set task = "
+                "'auto' to use the dataset's"
+            )
+        for what, tc in (
+            ("dense", self.dense),
+            ("prune.retrain", self.prune.retrain),
+            ("finetune", self.finetune),
+        ):
+            check_augment(tc, train, what)
+        return train.with_task(task), test.with_task(task)
+
+
+def _describe_targets(data: Dataset) -> str:
+    t = data.targets()
+    return f"targets {t.dtype} {tuple(t.shape)}"
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
@@ -216,4 +266,3 @@ def recipe(model: str, quick: bool = False) -> CompressConfig:
         cfg.prune.retrain.epochs = 1
         cfg.finetune.epochs = 1
     return cfg
-

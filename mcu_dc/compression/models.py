@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mcu_dc.errors import ModelError
@@ -51,6 +54,198 @@ class LeNet5(nn.Module):
         return self.fc2(self.relu(self.fc1(self.flatten(x))))
 
 
+# --------------------------------------------------------------------------- small graph networks
+# Scaled-down versions of the networks of the MLPerf Tiny benchmark (Banbury et al., *MLPerf
+# Tiny Benchmark*, NeurIPS 2021 Datasets and Benchmarks) and of the CIFAR ResNets (He et al.,
+# *Deep Residual Learning for Image Recognition*, CVPR 2016, section 4.2), written the way
+# their PyTorch ports usually are. They exercise every op capture accepts; the tests use them.
+
+
+class TinyDSCNN(nn.Module):
+    """DS-CNN keyword spotter: conv 10x4 stride 2 with TF "same" padding, BN, ReLU, then
+    depthwise-separable blocks (depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN + ReLU), global
+    average pooling, dropout, a classifier and a softmax. Input (1, 49, 10) MFCC frames."""
+
+    def __init__(
+        self, channels: int = 16, blocks: int = 2, num_classes: int = 12, in_hw: tuple[int, int] = (49, 10)
+    ):
+        super().__init__()
+        h, w = in_hw
+        oh, ow = -(-h // 2), -(-w // 2)
+        ph, pw = max((oh - 1) * 2 + 10 - h, 0), max((ow - 1) * 2 + 4 - w, 0)
+        self.pad = nn.ZeroPad2d(
+            (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        )  # TF "same": extra at bottom/right
+        self.conv1 = nn.Conv2d(1, channels, (10, 4), stride=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+        layers: list[nn.Module] = []
+        for _ in range(blocks):
+            layers += [
+                nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(),
+                nn.Conv2d(channels, channels, 1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(),
+            ]
+        self.blocks = nn.Sequential(*layers)
+        self.pool = nn.AvgPool2d((oh, ow))
+        self.drop = nn.Dropout(0.4)
+        self.fc = nn.Linear(channels, num_classes)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(self.pad(x))))
+        x = self.pool(self.blocks(x))
+        return self.softmax(self.fc(self.drop(torch.flatten(x, 1))))
+
+
+class _ResBlock(nn.Module):
+    """ResNet v1 block: conv-BN-ReLU-conv-BN, plus the identity or a 1x1 projection, then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.shortcut(x))
+
+
+class TinyResNet8(nn.Module):
+    """ResNet-8 image classifier (MLPerf Tiny IC): a stem and three residual stacks, the last
+    two with stride 2 and a 1x1 projection shortcut; global average pooling; a classifier."""
+
+    def __init__(
+        self, widths: tuple[int, int, int] = (8, 16, 32), num_classes: int = 10, in_channels: int = 3
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, widths[0], 3, 1, 1)
+        self.bn = nn.BatchNorm2d(widths[0])
+        self.stack1 = _ResBlock(widths[0], widths[0], 1)
+        self.stack2 = _ResBlock(widths[0], widths[1], 2)
+        self.stack3 = _ResBlock(widths[1], widths[2], 2)
+        self.fc = nn.Linear(widths[2], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.conv(x)))
+        x = self.stack3(self.stack2(self.stack1(x)))
+        x = F.avg_pool2d(x, x.size()[3])
+        return self.fc(x.view(x.size(0), -1))
+
+
+class LambdaLayer(nn.Module):
+    """Wraps a function as a module, as the CIFAR ResNet ports do for the option-A shortcut."""
+
+    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class _OptionABlock(nn.Module):
+    """CIFAR ResNet basic block; a change of width uses the parameter-free option-A shortcut."""
+
+    def __init__(self, cin: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Sequential()
+        if stride != 1 or cin != planes:
+            pad = planes // 4
+            self.shortcut = LambdaLayer(
+                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad), "constant", 0)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class TinyCifarResNet(nn.Module):
+    """A CIFAR ResNet (ResNet-20 family) with one block per stage and option-A shortcuts."""
+
+    def __init__(
+        self, widths: tuple[int, int] = (8, 16), num_classes: int = 10, in_channels: int = 3
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.layer1 = _OptionABlock(widths[0], widths[0], 1)
+        self.layer2 = _OptionABlock(widths[0], widths[1], 2)
+        self.linear = nn.Linear(widths[1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer2(self.layer1(out))
+        out = F.avg_pool2d(out, out.size()[3])
+        return self.linear(out.view(out.size(0), -1))
+
+
+class TinyMobileNet(nn.Module):
+    """MobileNet-style: a strided stem with ReLU6, a depthwise 3x3 with channel multiplier 2,
+    a pointwise 1x1, a padded 3x3 average pool, a "same"-padded 4x4 conv, mean over H and W, a classifier."""
+
+    def __init__(self, channels: int = 8, num_classes: int = 5, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, 2, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU6()
+        )
+        self.dw = nn.Conv2d(channels, 2 * channels, 3, 1, 1, groups=channels, bias=False)
+        self.dw_bn = nn.BatchNorm2d(2 * channels)
+        self.pw = nn.Conv2d(2 * channels, channels, 1, bias=False)
+        self.pw_bn = nn.BatchNorm2d(channels)
+        self.smooth = nn.AvgPool2d(3, stride=1, padding=1)  # zero padding counted in the divisor
+        self.same = nn.Conv2d(channels, channels, 4, padding="same")
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = F.relu6(self.dw_bn(self.dw(x)))
+        x = self.smooth(torch.clamp(self.pw_bn(self.pw(x)), 0, 6))
+        x = F.hardtanh(self.same(x), -2.0, 2.0)
+        return self.fc(x.mean((2, 3)))
+
+
+class FCAutoencoder(nn.Module):
+    """The MLPerf Tiny anomaly-detection autoencoder, scaled down: Linear + BN + ReLU layers
+    down to a bottleneck and back up to the input size; no final activation."""
+
+    def __init__(self, features: int = 32, hidden: int = 16, bottleneck: int = 4) -> None:
+        super().__init__()
+        sizes = [features, hidden, bottleneck, hidden]
+        layers: list[nn.Module] = []
+        for a, b in itertools.pairwise(sizes):
+            layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
+        layers.append(nn.Linear(hidden, features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+TEST_NETS = {
+    "tiny_dscnn": TinyDSCNN,
+    "tiny_resnet8": TinyResNet8,
+    "tiny_cifar_resnet": TinyCifarResNet,
+    "tiny_mobilenet": TinyMobileNet,
+    "fc_autoencoder": FCAutoencoder,
+}
+
 BUILTIN = ("lenet300", "lenet5")
 
 
@@ -64,8 +259,8 @@ def build_model(
     if spec == "lenet5":
         if h != w or h < 16:
             raise ModelError(
-                f"lenet5 needs square inputs of at least 16x16 pixels, the dataset has {h}x{w}; "
-                "use lenet300 or your own model (path/to/file.py:factory)."
+                f"lenet5 needs square inputs of at least 16x16 pixels, the dataset has {h}x{w}; use lenet300 "
+                "or your own model (path/to/file.py:factory)."
             )
         return LeNet5(c, num_classes, h)
     return load_factory(spec)

@@ -1,9 +1,11 @@
 """The whole compression: capture → dense training → prune → cluster → quantize → encode.
 
 ``compress(model, train, test, config)`` returns a
-:class:`mcu_dc.core.model_file.CompressedModel` whose metadata holds the float accuracy
-after each stage, the integer model's accuracy (bit-exact simulator), the settings and
-the compression report.
+:class:`mcu_dc.core.model_file.CompressedModel` whose metadata holds the task
+(``meta["task"]``: classification, regression or reconstruction, from the datasets or
+the config), the float model's metrics after each stage and the integer model's
+(bit-exact simulator) in ``meta["metrics"]`` (``meta["accuracy"]`` too for a
+classifier), the settings, the capture's notes and the compression report.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from mcu_dc.compression.capture import capture
 from mcu_dc.compression.chain import ChainNet
 from mcu_dc.compression.config import CompressConfig
 from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
-from mcu_dc.compression.train import evaluate, predict_logits, train
+from mcu_dc.compression.train import check_outputs, metrics, predict_outputs, train
 from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.data.datasets import Dataset
+from mcu_dc.data.metrics import format_metrics, simulator_metrics
 from mcu_dc.errors import ConfigError, DataError, ModelError
 from mcu_dc.fileio import atomic_path
 
@@ -36,7 +39,8 @@ class Artifacts:
     weights: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # stage -> layer -> values
     sensitivity: list[dict[str, Any]] = field(default_factory=list)  # one per pruning round
     timings: dict[str, float] = field(default_factory=dict)
-    accuracy: dict[str, float] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)  # classification only: stage -> accuracy
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> the task's metrics
     sparsity: dict[str, float] = field(default_factory=dict)
     qualities: dict[str, float] = field(default_factory=dict)
     float_vs_int_max_abs: float = 0.0
@@ -57,12 +61,24 @@ def _snapshot(net: ChainNet) -> dict[str, np.ndarray]:
     return out
 
 
+def _record(art: Artifacts, stage: str, m: dict[str, float], task: str) -> str:
+    """Store a stage's metrics (and accuracy, for a classifier); returns them as text."""
+    art.metrics[stage] = dict(m)
+    if task == "classification":
+        art.accuracy[stage] = float(m["accuracy"])
+    return format_metrics(task, m)
+
+
+def _measure(art: Artifacts, stage: str, net: Any, test_set: Dataset, dev: torch.device) -> str:
+    return _record(art, stage, metrics(net, test_set, dev), test_set.task)
+
+
 def split_validation(train_set: Dataset, val_size: int, seed: int) -> tuple[Dataset, Dataset]:
     if val_size <= 0:
         return train_set, train_set
     if val_size >= len(train_set):
         raise DataError(
-            f"val_size {val_size} leaves no training data ({len(train_set)} images); lower val_size"
+            f"val_size {val_size} leaves no training data ({len(train_set)} samples); lower val_size"
         )
     perm = np.random.default_rng(seed).permutation(len(train_set))
     return train_set.subset(np.sort(perm[val_size:])), train_set.subset(np.sort(perm[:val_size]))
@@ -154,11 +170,16 @@ def finish(
     say: Any,
     original_bytes: int,
 ) -> CompressedModel:
-    """Stage 2 (cluster + fine-tune or DQC), integer model, encoding, simulator accuracy, report."""
+    """Stage 2 (cluster + fine-tune or DQC), integer model, encoding, simulator metrics, report."""
+    train_set, test_set = cfg.datasets_for_task(train_set, test_set)
+    fit = fit.with_task(test_set.task)
+    task = test_set.task
+    for stage, acc in art.accuracy.items():  # stage-1 figures carried over by callers (bench)
+        art.metrics.setdefault(stage, {"accuracy": acc})
     # stage 2
     t0 = time.perf_counter()
     cluster.cluster_net(net, cfg.cluster)
-    art.accuracy["clustered"] = evaluate(net, test_set, dev)
+    _measure(art, "clustered", net, test_set, dev)
     on_step = None
     if cfg.cluster.mode == "dqc":
         every = cfg.cluster.dqc_update_every
@@ -172,27 +193,31 @@ def finish(
     )
     cluster.finalize(net)
     art.timings["quantize_train"] = time.perf_counter() - t0
-    art.accuracy["quantized"] = evaluate(net, test_set, dev)
+    text = _measure(art, "quantized", net, test_set, dev)
     art.weights["quantized"] = _snapshot(net)
-    say(f"clustered+finetuned: test accuracy {art.accuracy['quantized']:.4f}")
+    say(f"clustered+finetuned: test {text}")
 
     # integer model + encoding
     t0 = time.perf_counter()
     im = to_integer_model(net, fit, cfg.quantize, dev, model_name)
-    meta: dict[str, Any] = {"dataset": train_set.name.rsplit("-", 1)[0], "original_bytes": original_bytes}
+    im.task = task
+    meta: dict[str, Any] = {
+        "dataset": train_set.name.rsplit("-", 1)[0],
+        "original_bytes": original_bytes,
+        "task": task,
+        "notes": [str(n) for n in getattr(net, "notes", [])],
+    }
     cm = CompressedModel(im, meta, max_code_len=cfg.max_code_len, lut_bits=cfg.lut_bits)
     art.timings["encode"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    from mcu_dc.core.simulator import simulate
-
-    y = simulate(cm.model, test_set.images)
-    art.accuracy["integer"] = float((y.argmax(1) == np.asarray(test_set.labels)).mean())
-    logits = predict_logits(net, test_set.subset(np.arange(min(500, len(test_set)))), dev).numpy()
-    deq = dequantize_outputs(cm.model, y[: len(logits)])
-    art.float_vs_int_max_abs = float(np.abs(deq - logits).max()) if len(logits) else 0.0
+    y, int_metrics = simulator_metrics(cm.model, test_set)
+    text = _record(art, "integer", int_metrics, task)
+    ref = predict_outputs(net, test_set.subset(np.arange(min(500, len(test_set)))), dev).numpy()
+    deq = dequantize_outputs(cm.model, y[: len(ref)])
+    art.float_vs_int_max_abs = float(np.abs(deq - ref).max()) if len(ref) else 0.0
     art.timings["simulate"] = time.perf_counter() - t0
-    say(f"integer (bit-exact simulator): test accuracy {art.accuracy['integer']:.4f}")
+    say(f"integer (bit-exact simulator): test {text}")
 
     from mcu_dc.compression.report import build_report
 
@@ -200,6 +225,7 @@ def finish(
         {
             "layer_names": [layer.name for layer in cm.model.layers],
             "accuracy": art.accuracy,
+            "metrics": art.metrics,
             "config": cfg.to_dict(),
             "sparsity": art.sparsity,
             "quality": art.qualities,
@@ -236,13 +262,15 @@ def dense_and_prune(
 ) -> Stage1:
     """Capture, train (or load) the dense model, then prune it iteratively."""
     cfg.validate()
+    train_set, test_set = cfg.datasets_for_task(train_set, test_set)
     dev = _device(device)
     torch.manual_seed(cfg.seed)
     say = say or (lambda msg: None)
     if train_set.input_shape != test_set.input_shape:
-        raise DataError(f"train images {train_set.input_shape} and test images {test_set.input_shape} differ")
+        raise DataError(f"train inputs {train_set.input_shape} and test inputs {test_set.input_shape} differ")
     art = Artifacts()
     net = capture(model, train_set.input_shape).to(dev)
+    check_outputs(net, train_set, dev)
     original_bytes = 4 * net.n_params()
     fit, val = split_validation(train_set, cfg.val_size, cfg.seed)
 
@@ -256,19 +284,19 @@ def dense_and_prune(
         if cache is not None:
             save_pretrained(net, cache)
     art.timings["dense"] = time.perf_counter() - t0
-    art.accuracy["dense"] = evaluate(net, test_set, dev)
+    text = _measure(art, "dense", net, test_set, dev)
     art.weights["dense"] = _snapshot(net)
-    say(f"dense: test accuracy {art.accuracy['dense']:.4f}")
+    say(f"dense ({test_set.task}): test {text}")
 
     t0 = time.perf_counter()
     if cfg.prune.enabled:
         _prune_stage(net, fit, val, cfg, dev, art, progress)
     art.timings["prune"] = time.perf_counter() - t0
     art.sparsity = prune.sparsity(net)
-    art.accuracy["pruned"] = evaluate(net, test_set, dev)
+    text = _measure(art, "pruned", net, test_set, dev)
     art.weights["pruned"] = _snapshot(net)
     kept = sum(wl.kept() for wl in net.weight_layers()) / sum(wl.n_weights for wl in net.weight_layers())
-    say(f"pruned: {kept:.2%} of weights kept, test accuracy {art.accuracy['pruned']:.4f}")
+    say(f"pruned: {kept:.2%} of weights kept, test {text}")
     return Stage1(net, fit, val, art, original_bytes, dev)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcu_dc.compression.chain import ChainNet, WeightLayer
+from mcu_dc.compression.graph import ChainNet, WeightLayer
 from mcu_dc.errors import ModelError
 
 

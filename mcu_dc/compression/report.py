@@ -1,8 +1,10 @@
 """The compression report, in the spirit of Deep Compression's Tables 2–4.
 
-Byte counts come from :func:`mcu_dc.core.blob.layer_byte_breakdown`, so the total is the
-serialized blob's length: everything a device needs (header, layer descriptors,
-codebooks, biases, Huffman tables, bitstreams and padding) is counted.
+Byte counts come from :func:`mcu_dc.core.blob.layer_byte_breakdown`, and the total is the
+serialized blob's length: everything a device needs (header, tensor table, op
+descriptors, codebooks, biases, Huffman tables, bitstreams and padding) is counted. The
+report also shows the graph: every op with its input and output tensors, every tensor
+with its shape, zero point, scale and planned arena offset.
 Torch-free: ``mcu-dc report`` works on any ``.mcudc`` file.
 """
 
@@ -17,6 +19,8 @@ import numpy as np
 from mcu_dc.core import ir
 from mcu_dc.core.blob import layer_byte_breakdown
 from mcu_dc.core.model_file import CompressedModel
+from mcu_dc.core.ops import spec_of
+from mcu_dc.core.planner import buffers, plan_of
 
 
 def _coding(cm: CompressedModel) -> tuple[int, int]:
@@ -35,7 +39,9 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
         p = by_index[i]
         row: dict[str, Any] = {"name": names[i] if i < len(names) else layer.name, "op": layer.op.name}
         row["bytes"] = int(p["total"])
-        if isinstance(layer, (ir.Conv2D, ir.FC)):
+        row["inputs"], row["output"] = list(layer.inputs), int(layer.output)
+        row["macs"] = spec_of(layer).macs(layer)
+        if ir.is_weight_op(layer):
             a = np.asarray(layer.assign)
             n = int(a.size)
             kept = int((a >= 0).sum())
@@ -68,7 +74,9 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
                 }
             )
         layers.append(row)
-    total = int(sum(p["total"] for p in parts))
+    # the blob's own length: a version 1 file keeps its smaller header and no tensor table
+    total = len(cm.blob)
+    header = total - sum(int(r["bytes"]) for r in layers)
     original = int(cm.meta.get("original_bytes") or sum(r.get("original_bytes", 0) for r in layers))
     n_w = sum(r.get("weights", 0) for r in layers)
     kept = sum(r.get("kept", 0) for r in layers)
@@ -78,16 +86,63 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
         "original_bytes": original,
         "total_bytes": total,
         "blob_bytes": len(cm.blob),
-        "header_bytes": int(by_index[-1]["total"]),
+        "header_bytes": header,
+        "format_version": int.from_bytes(cm.blob[4:6], "little"),
+        "task": cm.model.task,
+        "input_kind": cm.model.input_kind.name,
+        "notes": list(cm.meta.get("notes") or []),
+        "tensors": _tensors(cm),
+        "macs": sum(int(r["macs"]) for r in layers),
         "ratio": original / total if total else 0.0,
         "weights": n_w,
         "kept": kept,
         "kept_pct": 100.0 * kept / n_w if n_w else 0.0,
         "accuracy": _in_stage_order(cm.meta.get("accuracy", {})),
+        "metrics": _in_stage_order(cm.meta.get("metrics", {})),
         "layers": layers,
         "model_hash": f"0x{cm.model_hash:08x}",
         "arena_bytes": cm.model.arena_bytes(),
     }
+
+
+def _tensors(cm: CompressedModel) -> list[dict[str, Any]]:
+    m = cm.model
+    plan = plan_of(m)
+    tbufs, _ = buffers(m)
+    scales = list(m.tensor_scales or [])
+    zps = m.tensor_zps()
+    return [
+        {
+            "id": t,
+            "shape": list(m.tensor_shapes()[t]),
+            "bytes": b.size,
+            "zp": zps[t],
+            "scale": float(scales[t]) if t < len(scales) else 0.0,
+            "arena_off": plan.tensor_offsets[t],
+            "live": [b.first, b.last],
+            "role": "input" if t == m.input_tensor else ("output" if t == m.output_tensor else ""),
+        }
+        for t, b in enumerate(tbufs)
+    ]
+
+
+def graph_markdown(rep: dict[str, Any]) -> list[str]:
+    """The graph: ops with their tensors, then tensors with shape, quantization and arena offset."""
+    lines = ["| # | op | name | inputs | output | MACs |", "|---:|---|---|---|---:|---:|"]
+    for i, r in enumerate(rep["layers"]):
+        ins = ", ".join(f"T{t}" for t in r["inputs"])
+        lines.append(f"| {i} | {r['op']} | {r['name']} | {ins} | T{r['output']} | {r['macs']} |")
+    lines += ["", "| tensor | shape (C×H×W) | bytes | zero point | scale | arena offset | alive (ops) |", ]
+    lines.append("|---|---|---:|---:|---:|---:|---|")
+    for t in rep["tensors"]:
+        role = f" ({t['role']})" if t["role"] else ""
+        first, last = t["live"]
+        live = f"{'in' if first < 0 else first}..{'end' if last >= len(rep['layers']) else last}"
+        lines.append(
+            f"| T{t['id']}{role} | {'×'.join(map(str, t['shape']))} | {t['bytes']} | {t['zp']} | "
+            f"{t['scale']:.6g} | {t['arena_off']} | {live} |"
+        )
+    return lines
 
 
 def to_markdown(rep: dict[str, Any]) -> str:
@@ -109,17 +164,25 @@ def to_markdown(rep: dict[str, Any]) -> str:
             lines.append(f"| {r['name']} | {r['op']} | | | | | | | | {r['bytes']} | |")
     lines.append(
         f"| **total** | | {rep['weights']} | {rep['kept_pct']:.1f} | | | | | | **{rep['total_bytes']}** "
-        f"(header {rep['header_bytes']}) | **{rep['ratio']:.1f}×** |"
+        f"(header and tensor table {rep['header_bytes']}) | **{rep['ratio']:.1f}×** |"
     )
     lines += [
         "",
         f"Original (fp32 weights + biases): {rep['original_bytes']} bytes; "
         f"compressed blob: {rep['total_bytes']} bytes (= serialized size); ratio {rep['ratio']:.1f}×.",
-        f"Arena (RAM for activations): {rep['arena_bytes']} bytes. Model hash {rep['model_hash']}.",
+        f"Arena (RAM for activations): {rep['arena_bytes']} bytes. Model hash {rep['model_hash']}. "
+        f"Format version {rep['format_version']}; task {rep['task']}; input {rep['input_kind']}; "
+        f"{rep['macs']} MACs per inference (kept weights).",
         "",
     ]
+    lines += [f"Note: {n}" for n in rep.get("notes") or []]
+    lines += ["## Graph", "", *graph_markdown(rep), ""]
     acc = rep.get("accuracy") or {}
-    if acc:
+    if rep.get("metrics") and rep.get("task") != "classification":
+        from mcu_dc.data.metrics import metrics_markdown
+
+        lines.append(metrics_markdown(str(rep["task"]), rep["metrics"]))
+    elif acc:
         lines += ["| stage | test accuracy | test error |", "|---|---:|---:|"]
         for stage, a in acc.items():
             lines.append(f"| {stage} | {100 * a:.2f} % | {100 * (1 - a):.2f} % |")
@@ -131,7 +194,7 @@ def to_markdown(rep: dict[str, Any]) -> str:
 STAGE_ORDER = ("dense", "pruned", "clustered", "quantized", "integer")
 
 
-def _in_stage_order(acc: dict[str, float]) -> dict[str, float]:
+def _in_stage_order(acc: dict[str, Any]) -> dict[str, Any]:
     rank = {s: i for i, s in enumerate(STAGE_ORDER)}
     return {k: acc[k] for k in sorted(acc, key=lambda k: (rank.get(k, len(rank)), k))}
 

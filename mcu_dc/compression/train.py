@@ -1,4 +1,9 @@
-"""Training and evaluation of a :class:`ChainNet` with pruning masks enforced.
+"""Training and evaluation of a captured net with pruning masks enforced, by task.
+
+The loss follows the dataset's task: cross-entropy for classification, mean squared
+error for regression and reconstruction. :func:`evaluate` gives one number where higher
+is better (what pruning's sensitivity analysis compares); :func:`metrics` the task's
+metrics (accuracy; mse, mae, nmse; the AUC of an autoencoder's reconstruction error).
 
 Masks are enforced twice per step: the gradient of a pruned weight is zeroed before
 the optimizer step and the weight is multiplied by its mask after it, so pruned
@@ -10,15 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
-from mcu_dc.compression.chain import ChainNet
 from mcu_dc.data.datasets import Dataset
-from mcu_dc.errors import ConfigError
+from mcu_dc.data.metrics import score, task_metrics
+from mcu_dc.errors import ConfigError, ModelError
 
 
 @dataclass
@@ -44,9 +51,24 @@ class TrainConfig:
 
 
 def to_tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(data.images).to(device=device, dtype=torch.float32) * float(data.input_scale)
-    y = torch.from_numpy(np.asarray(data.labels, dtype=np.int64)).to(device)
+    """(float inputs, targets) on ``device``: int64 labels, or float32 targets flattened per sample."""
+    x = torch.from_numpy(data.float_inputs()).to(device)
+    if data.task == "reconstruction" and data.y is None:
+        return x, x.reshape(len(x), -1)  # the inputs are the targets (a view, no copy)
+    t = data.targets()
+    if data.task == "classification":
+        y = torch.from_numpy(np.asarray(t, dtype=np.int64)).to(device)
+    else:
+        y = torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32).reshape(len(t), -1)).to(device)
     return x, y
+
+
+def loss_fn(task: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for classification, mean squared error for regression and reconstruction."""
+    out = out.reshape(out.shape[0], -1)
+    if task == "classification":
+        return F.cross_entropy(out, target)
+    return F.mse_loss(out, target)
 
 
 def shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -65,24 +87,64 @@ def shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.
     return pad[bi, ci, rows, cols]
 
 
+def check_augment(cfg: TrainConfig, data: Dataset, what: str) -> None:
+    """``augment_shift`` translates images; it is refused for float features."""
+    if cfg.augment_shift > 0 and data.is_float_input:
+        raise ConfigError(
+            f"{what}.augment_shift = {cfg.augment_shift}: random translation is for uint8 image inputs, "
+            f"but dataset {data.name!r} holds float features; set {what}.augment_shift = 0"
+        )
+
+
 @torch.no_grad()
-def predict_logits(net: ChainNet, data: Dataset, device: torch.device, batch: int = 1000) -> torch.Tensor:
+def predict_outputs(net: nn.Module, data: Dataset, device: torch.device, batch: int = 1000) -> torch.Tensor:
+    """The float model's outputs ``(N, out_len)`` on CPU (logits for a classifier)."""
     net.eval()
     outs = []
     for i in range(0, len(data), batch):
-        sub = data.images[i : i + batch]
-        x = torch.from_numpy(sub).to(device=device, dtype=torch.float32) * float(data.input_scale)
-        outs.append(net(x).cpu())
+        x = torch.from_numpy(data.float_inputs(slice(i, i + batch))).to(device)
+        y = net(x)
+        outs.append(y.reshape(y.shape[0], -1).cpu())
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
-def evaluate(net: ChainNet, data: Dataset, device: torch.device) -> float:
-    """Top-1 accuracy in [0, 1]."""
-    logits = predict_logits(net, data, device)
-    return float((logits.argmax(1).numpy() == np.asarray(data.labels)).mean())
+predict_logits = predict_outputs  # the name before models had tasks other than classification
 
 
-def enforce_masks(net: ChainNet) -> None:
+def metrics(net: nn.Module, data: Dataset, device: torch.device) -> dict[str, float]:
+    """The task's metrics of the float model on ``data`` (see :mod:`mcu_dc.data.metrics`)."""
+    return task_metrics(predict_outputs(net, data, device).numpy(), data)
+
+
+def evaluate(net: nn.Module, data: Dataset, device: torch.device) -> float:
+    """One score, higher is better: top-1 accuracy in [0, 1] for a classifier, ``-nmse`` (MSE over
+    the targets' variance) for regression and reconstruction."""
+    return score(data.task, metrics(net, data, device))
+
+
+def check_outputs(net: nn.Module, data: Dataset, device: torch.device) -> int:
+    """The model's output length per sample; :class:`ModelError` if it cannot fit the task."""
+    if len(data) == 0:
+        return 0
+    n_out = int(predict_outputs(net, data.subset(np.arange(1)), device).shape[1])
+    want = data.output_len
+    if data.task == "classification":
+        top = int(np.max(data.targets())) if len(data) else 0
+        if n_out < 2 or n_out <= top:
+            raise ModelError(
+                f"the model outputs {n_out} value(s) per input but dataset {data.name!r} is a classification "
+                f"set with labels up to {top}; a classifier needs one output (logit) per class. For a "
+                "regressor or an autoencoder build the Dataset with task='regression' or 'reconstruction'"
+            )
+    elif n_out != want:
+        raise ModelError(
+            f"the model outputs {n_out} value(s) per input but dataset {data.name!r} (task {data.task!r}) "
+            f"has {want} target value(s) per input; the model's output must match the targets one for one"
+        )
+    return n_out
+
+
+def enforce_masks(net: Any) -> None:
     with torch.no_grad():
         for wl in net.weight_layers():
             if wl.mode in ("float", "dqc"):
@@ -90,17 +152,22 @@ def enforce_masks(net: ChainNet) -> None:
 
 
 def train(
-    net: ChainNet,
+    net: Any,
     data: Dataset,
     cfg: TrainConfig,
     device: torch.device,
     desc: str = "train",
     progress: bool = True,
-    on_epoch_end: Callable[[ChainNet], None] | None = None,
-    on_step: Callable[[ChainNet, int], None] | None = None,
+    on_epoch_end: Callable[[Any], None] | None = None,
+    on_step: Callable[[Any, int], None] | None = None,
 ) -> list[float]:
-    """Train in place; returns the mean loss per epoch."""
+    """Train in place with the loss of ``data.task``; returns the mean loss per epoch.
+
+    Random translation (``augment_shift``) applies to uint8 images only; for a reconstruction
+    whose targets are its inputs, the target is the translated input.
+    """
     cfg.validate(desc)
+    check_augment(cfg, data, desc)
     if cfg.epochs == 0:
         return []
     net.to(device)
@@ -112,6 +179,7 @@ def train(
     else:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     x_all, y_all = to_tensors(data, device)
+    self_target = data.task == "reconstruction" and data.y is None and cfg.augment_shift > 0
     n = len(y_all)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
@@ -129,7 +197,8 @@ def train(
                     g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb = shift_batch(x_all[idx], cfg.augment_shift, gen)
-            loss = F.cross_entropy(net(xb), y_all[idx])
+            yb = xb.reshape(len(idx), -1) if self_target else y_all[idx]
+            loss = loss_fn(data.task, net(xb), yb)
             opt.zero_grad(set_to_none=False)
             loss.backward()
             with torch.no_grad():

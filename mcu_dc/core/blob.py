@@ -1,270 +1,144 @@
 """The model blob: encode an :class:`IntegerModel` to bytes and decode it back.
 
-The layout is docs/format.md, field for field. The blob is what sits in the device's
-flash; its length is, by construction, the sum of the byte breakdown the compression
-report shows (:func:`encode_blob_with_layout`).
+Format version 2 (written): a header, a tensor table (shape, zero point, arena offset,
+scale), an op table (64-byte descriptors naming input and output tensors) and each op's
+sections; every record comes from the one field table :mod:`mcu_dc.core.layout`, and
+every op packs and unpacks itself through the registry :mod:`mcu_dc.core.ops`. Version
+1 blobs (a chain of 64-byte layer descriptors) are still read. docs/format.md is the
+definition; the blob's length is, by construction, the sum of the byte breakdown the
+compression report shows.
 """
 
 from __future__ import annotations
 
-import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from mcu_dc.core import huffman
-from mcu_dc.core.ir import (
-    FC,
-    MAX_CODEBOOK,
-    ROUNDING_HALF_UP,
-    Conv2D,
-    Encoding,
-    IntegerModel,
-    Layer,
-    MaxPool2D,
-    Op,
-    Requant,
-    WeightLayer,
-    dense_weights,
-)
-from mcu_dc.core.sparse import decode_relative, encode_relative
+from mcu_dc.core import layout as L
+from mcu_dc.core.ir import IntegerModel, Layer
+from mcu_dc.core.ops import IO, REGISTRY, PackOptions, SectionReader, spec_of
+from mcu_dc.core.ops.weights import STREAM_SLACK_BYTES, LayerLayout, StreamLayout, align4, pad4
+from mcu_dc.core.planner import ArenaPlan, check_plan, plan_of, v1_plan
+from mcu_dc.core.qmath import NO_TENSOR, ROUNDING_HALF_UP, InputKind, Op
 from mcu_dc.errors import ConfigError, FormatError
 
 MAGIC = b"MCDC"
-FORMAT_VERSION = 1
-HEADER_BYTES = 32
-LAYER_BYTES = 64
-HUFF_HEADER_BYTES = 8
-STREAM_SLACK_BYTES = 4
+FORMAT_VERSION = 2
+HEADER_BYTES = L.HEADER.size
+TENSOR_BYTES = L.TENSOR.size
+OP_BYTES = L.OP.size
+LAYER_BYTES = OP_BYTES  # a v2 op descriptor and a v1 layer descriptor are both 64 bytes
+HUFF_HEADER_BYTES = L.HUFF.size
 
-_HEADER = struct.Struct("<4sHHII3HHIB3x")
-_LAYER = struct.Struct("<BBBx3H3H6BbbbbBxiIIIIIH10x")
-_HUFF = struct.Struct("<BBHI")
-assert _HEADER.size == HEADER_BYTES and _LAYER.size == LAYER_BYTES and _HUFF.size == HUFF_HEADER_BYTES
-
-
-def align4(n: int) -> int:
-    return (n + 3) & ~3
-
-
-def _pad4(b: bytes) -> bytes:
-    return b + bytes(align4(len(b)) - len(b))
-
-
-@dataclass
-class StreamLayout:
-    """What one Huffman section holds, for byte accounting."""
-
-    n_symbols: int = 0
-    n_bits: int = 0
-    max_len: int = 0
-    lut_bits: int = 0
-    table_bytes: int = 0  # section header + counts + symbols + padding
-    lut_bytes: int = 0  # lookup table + padding
-    data_bytes: int = 0  # coded data + padding + slack
-
-    @property
-    def total(self) -> int:
-        return self.table_bytes + self.lut_bytes + self.data_bytes
-
-
-@dataclass
-class LayerLayout:
-    """Bytes a layer takes in the blob, by part; ``total`` sums them."""
-
-    index: int
-    op: str
-    encoding: str
-    rows: int = 0
-    fan_in: int = 0
-    kept: int = 0
-    n_entries: int = 0
-    fillers: int = 0
-    codebook_len: int = 0
-    index_bits: int = 0
-    descriptor: int = LAYER_BYTES
-    codebook: int = 0
-    bias: int = 0
-    weights: int = 0
-    index_stream: int = 0
-    weight_stream: StreamLayout = field(default_factory=StreamLayout)
-    relative_index_stream: StreamLayout = field(default_factory=StreamLayout)
-
-    @property
-    def total(self) -> int:
-        return self.descriptor + self.codebook + self.bias + self.weights + self.index_stream
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, StreamLayout)}
-        d["weight_stream"] = {**self.weight_stream.__dict__, "total": self.weight_stream.total}
-        d["relative_index_stream"] = {
-            **self.relative_index_stream.__dict__,
-            "total": self.relative_index_stream.total,
-        }
-        d["total"] = self.total
-        return d
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "STREAM_SLACK_BYTES",
+    "BlobHeader",
+    "BlobLayout",
+    "LayerLayout",
+    "StreamLayout",
+    "align4",
+    "blob_sections",
+    "decode_blob",
+    "encode_blob",
+    "encode_blob_with_layout",
+    "layer_byte_breakdown",
+    "read_header",
+]
 
 
 @dataclass
 class BlobLayout:
     header: int
-    layers: list[LayerLayout]
+    tensor_table: int
+    layers: list[LayerLayout] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.header + sum(layer.total for layer in self.layers)
+        return self.header + self.tensor_table + sum(layer.total for layer in self.layers)
 
 
-def _huffman_section(
-    symbols: np.ndarray, alphabet: int, max_code_len: int, lut_bits: int, where: str
-) -> tuple[bytes, StreamLayout]:
-    try:
-        table = huffman.build_table(symbols, alphabet, max_code_len)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    max_len = table.max_len
-    k = min(lut_bits, max_len)
-    data, n_bits = huffman.encode(symbols, table)
-    counts = table.counts.astype("<u2")
-    syms = table.symbols.astype("<u2")
-    head = _pad4(_HUFF.pack(max_len, k, len(syms), n_bits) + counts.tobytes() + syms.tobytes())
-    lut = _pad4(table.lut(k).astype("<u2").tobytes()) if k else b""
-    payload = data + bytes(align4(len(data)) - len(data) + STREAM_SLACK_BYTES)
-    layout = StreamLayout(
-        n_symbols=len(syms),
-        n_bits=n_bits,
-        max_len=max_len,
-        lut_bits=k,
-        table_bytes=len(head),
-        lut_bytes=len(lut),
-        data_bytes=len(payload),
-    )
-    return head + lut + payload, layout
+class _Writer:
+    def __init__(self, body: bytearray) -> None:
+        self.body = body
 
-
-def _check_weight_layer(i: int, layer: WeightLayer) -> None:
-    k = len(layer.codebook)
-    rows = layer.out_shape[0]
-    where = f"layer {i} ({layer.name})"
-    if layer.encoding == Encoding.HUFFMAN_SPARSE and not 1 <= k <= MAX_CODEBOOK:
-        raise ConfigError(f"{where}: codebook has {k} entries; it must have 1..{MAX_CODEBOOK}")
-    if layer.assign.shape != (rows, layer.fan_in):
-        raise ConfigError(
-            f"{where}: assignment matrix is {layer.assign.shape}, expected {(rows, layer.fan_in)}"
-        )
-    if layer.bias.shape != (rows,):
-        raise ConfigError(f"{where}: bias has shape {layer.bias.shape}, expected {(rows,)}")
-    for nm, v in (("in_zp", layer.in_zp), ("out_zp", layer.out_zp), ("act_min", layer.act_min),
-                  ("act_max", layer.act_max)):
-        if not -128 <= v <= 127:
-            raise ConfigError(f"{where}: {nm}={v} is not an int8")
-    if layer.act_min > layer.act_max:
-        raise ConfigError(f"{where}: act_min {layer.act_min} > act_max {layer.act_max}")
+    def put(self, data: bytes) -> int:
+        off = len(self.body)
+        self.body.extend(pad4(data))
+        return off
 
 
 def encode_blob_with_layout(
     model: IntegerModel, *, max_code_len: int = 12, lut_bits: int = 6
 ) -> tuple[bytes, BlobLayout]:
-    """Serialize ``model``; return the blob and where its bytes went."""
+    """Serialize ``model`` (format version 2); return the blob and where its bytes went."""
+    from mcu_dc.core import huffman
+
     if not 0 <= lut_bits <= huffman.MAX_LUT_BITS:
         raise ConfigError(f"Huffman lookup-table width {lut_bits} is outside 0..{huffman.MAX_LUT_BITS}")
-    if not model.layers:
-        raise ConfigError("the model has no layers")
-    if len(model.layers) > 0xFFFF:
-        raise ConfigError("too many layers")
-    _check_chain(model)
-    n = len(model.layers)
-    body = bytearray(HEADER_BYTES + n * LAYER_BYTES)
+    model.validate(model.name)
+    plan = plan_of(model)
+    check_plan(model, plan, f"{model.name}: arena plan")
+    n_t, n_ops = model.n_tensors, len(model.layers)
+    t_off = HEADER_BYTES
+    op_off = t_off + n_t * TENSOR_BYTES
+    body = bytearray(op_off + n_ops * OP_BYTES)
+    w = _Writer(body)
+    opts = PackOptions(max_code_len=max_code_len, lut_bits=lut_bits)
     layouts: list[LayerLayout] = []
-
-    def put(section: bytes) -> int:
-        off = len(body)
-        body.extend(_pad4(section))
-        return off
-
-    for i, layer in enumerate(model.layers):
-        lay = LayerLayout(index=i, op=layer.op.name, encoding=Encoding.NONE.name)
-        cb_off = bias_off = w_off = idx_off = 0
-        n_entries = k = index_bits = shift = mult = 0
-        kh = kw = sh = sw = ph = pw = 0
-        act_min, act_max = -128, 127
-        encoding = Encoding.NONE
-        if isinstance(layer, MaxPool2D):
-            in_zp = out_zp = layer.zp
-            kh, kw = layer.kernel
-            sh, sw = layer.stride
-        else:
-            _check_weight_layer(i, layer)
-            encoding = Encoding(layer.encoding)
-            in_zp, out_zp = layer.in_zp, layer.out_zp
-            act_min, act_max = layer.act_min, layer.act_max
-            mult, shift = layer.requant.multiplier, layer.requant.shift
-            if isinstance(layer, Conv2D):
-                kh, kw = layer.kernel
-                sh, sw = layer.stride
-                ph, pw = layer.padding
-            rows, fan_in = layer.assign.shape
-            lay.rows, lay.fan_in = rows, fan_in
-            lay.kept = int((layer.assign >= 0).sum())
-            lay.encoding = encoding.name
-            if encoding == Encoding.HUFFMAN_SPARSE:
-                k = len(layer.codebook)
-                index_bits = layer.index_bits
-                cb = np.asarray(layer.codebook, dtype=np.int64)
-                if cb.min() < -128 or cb.max() > 127:
-                    raise ConfigError(f"layer {i} ({layer.name}): codebook entries must be int8")
-                cb_off = put(cb.astype(np.int8).tobytes())
-                lay.codebook = len(body) - cb_off
-                r, s = encode_relative(layer.assign, index_bits, k)
-                n_entries = len(r)
-                lay.n_entries, lay.fillers = n_entries, int((s == k).sum())
-                lay.codebook_len, lay.index_bits = k, index_bits
-            elif encoding == Encoding.DENSE_INT8:
-                n_entries = rows * fan_in
-            else:
-                raise ConfigError(f"layer {i} ({layer.name}): encoding {encoding!r} has no weights")
-            bias = np.asarray(layer.bias, dtype=np.int64)
-            if bias.size and (bias.min() < -(2**31) or bias.max() >= 2**31):
-                raise ConfigError(f"layer {i} ({layer.name}): a bias does not fit int32")
-            bias_off = put(bias.astype("<i4").tobytes())
-            lay.bias = len(body) - bias_off
-            if encoding == Encoding.HUFFMAN_SPARSE:
-                sec, lay.weight_stream = _huffman_section(
-                    s, k + 1, max_code_len, lut_bits, f"layer {i} ({layer.name}) weight stream"
-                )
-                w_off = put(sec)
-                lay.weights = len(body) - w_off
-                sec, lay.relative_index_stream = _huffman_section(
-                    r, 1 << index_bits, max_code_len, lut_bits, f"layer {i} ({layer.name}) index stream"
-                )
-                idx_off = put(sec)
-                lay.index_stream = len(body) - idx_off
-            else:
-                w_off = put(dense_weights(layer).tobytes())
-                lay.weights = len(body) - w_off
-        ic, ih, iw = layer.in_shape
-        oc, oh, ow = layer.out_shape
-        _LAYER.pack_into(
-            body, HEADER_BYTES + i * LAYER_BYTES,
-            int(layer.op), int(encoding), index_bits,
-            ic, ih, iw, oc, oh, ow,
-            kh, kw, sh, sw, ph, pw,
-            in_zp, out_zp, act_min, act_max, shift,
-            mult, n_entries, cb_off, bias_off, w_off, idx_off, k,
-        )  # fmt: skip
+    for i, op in enumerate(model.layers):
+        spec = spec_of(op)
+        try:
+            f, lay = spec.pack(op, w, opts)
+        except ConfigError as exc:
+            raise ConfigError(f"{model.name}: op {i} ({op.name}, {spec.code.name}): {exc}") from None
+        ins = list(op.inputs) + [NO_TENSOR] * (2 - len(op.inputs))
+        scratch = plan.scratch_offsets[i] if spec.scratch_bytes(op) else 0
+        f.update(
+            op=int(spec.code),
+            n_inputs=len(op.inputs),
+            input0=ins[0],
+            input1=ins[1],
+            output=op.output,
+            scratch_off=scratch,
+        )
+        L.OP.pack_into(body, op_off + i * OP_BYTES, f)
+        lay.index, lay.op, lay.descriptor = i, spec.code.name, OP_BYTES
         layouts.append(lay)
-
-    ic, ih, iw = model.input_shape
-    arena = model.arena_bytes()
-    _HEADER.pack_into(
-        body, 0, MAGIC, FORMAT_VERSION, n, len(body), 0, ic, ih, iw, model.output_len, arena,
-        ROUNDING_HALF_UP,
-    )  # fmt: skip
-    crc = zlib.crc32(bytes(body[16:])) & 0xFFFFFFFF
-    struct.pack_into("<I", body, 12, crc)
-    layout = BlobLayout(header=HEADER_BYTES, layers=layouts)
+    shapes, zps = model.tensor_shapes(), model.tensor_zps()
+    scales = list(model.tensor_scales or [0.0] * n_t)
+    if not model.tensor_scales:  # without a full list, the two scales every model knows
+        scales[model.input_tensor], scales[model.output_tensor] = model.input_scale, model.output_scale
+    for t in range(n_t):
+        c, h, wd = shapes[t]
+        scale = float(scales[t]) if t < len(scales) else 0.0
+        L.TENSOR.pack_into(
+            body,
+            t_off + t * TENSOR_BYTES,
+            dict(c=c, h=h, w=wd, zp=zps[t], arena_off=plan.tensor_offsets[t], scale=scale),
+        )
+    L.HEADER.pack_into(
+        body,
+        0,
+        dict(
+            magic=MAGIC,
+            format_version=FORMAT_VERSION,
+            n_ops=n_ops,
+            blob_bytes=len(body),
+            n_tensors=n_t,
+            input_tensor=model.input_tensor,
+            output_tensor=model.output_tensor,
+            input_kind=int(model.input_kind),
+            rounding=ROUNDING_HALF_UP,
+            arena_bytes=plan.arena_bytes,
+            tensor_table_off=t_off,
+            op_table_off=op_off,
+        ),
+    )
+    body[12:16] = (zlib.crc32(bytes(body[16:])) & 0xFFFFFFFF).to_bytes(4, "little")
+    layout = BlobLayout(HEADER_BYTES, n_t * TENSOR_BYTES, layouts)
     assert layout.total == len(body), (layout.total, len(body))
     return bytes(body), layout
 
@@ -277,26 +151,12 @@ def encode_blob(model: IntegerModel, *, max_code_len: int = 12, lut_bits: int = 
 def layer_byte_breakdown(
     model: IntegerModel, *, max_code_len: int = 12, lut_bits: int = 6
 ) -> list[dict[str, Any]]:
-    """Per-layer byte accounting; with the header entry it sums to ``len(encode_blob(model))``."""
-    _, layout = encode_blob_with_layout(model, max_code_len=max_code_len, lut_bits=lut_bits)
-    return [{"index": -1, "op": "HEADER", "total": layout.header}] + [
-        lay.as_dict() for lay in layout.layers
-    ]
-
-
-def _check_chain(model: IntegerModel) -> None:
-    shape = tuple(model.input_shape)
-    for i, layer in enumerate(model.layers):
-        if tuple(layer.in_shape) != shape:
-            raise ConfigError(
-                f"layer {i} ({layer.name}) expects input shape {tuple(layer.in_shape)} but the "
-                f"previous layer produces {shape}"
-            )
-        shape = tuple(layer.out_shape)
-        if min(shape) <= 0:
-            raise ConfigError(f"layer {i} ({layer.name}) produces an empty tensor {shape}")
-        if max(shape) > 0xFFFF:
-            raise ConfigError(f"layer {i} ({layer.name}): dimension above 65535 in {shape}")
+    """Per-op byte accounting; with the header and tensor-table entries it sums to the blob's length."""
+    _, lay = encode_blob_with_layout(model, max_code_len=max_code_len, lut_bits=lut_bits)
+    return [
+        {"index": -2, "op": "HEADER", "total": lay.header},
+        {"index": -1, "op": "TENSOR_TABLE", "total": lay.tensor_table},
+    ] + [x.as_dict() for x in lay.layers]
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -305,154 +165,305 @@ def _check_chain(model: IntegerModel) -> None:
 @dataclass(frozen=True)
 class BlobHeader:
     version: int
-    n_layers: int
+    n_layers: int  # ops (v2) or layers (v1)
     blob_bytes: int
     crc32: int
     input_shape: tuple[int, int, int]
     out_len: int
     arena_bytes: int
     rounding: int
+    input_kind: int = int(InputKind.UINT8)
+
+
+def _fail(source: str, msg: str) -> FormatError:
+    return FormatError(f"{source}: {msg}")
 
 
 def read_header(data: bytes, source: str = "<blob>") -> BlobHeader:
-    """Parse and check the header; the CRC is checked too."""
-    if len(data) < HEADER_BYTES:
-        raise FormatError(
-            f"{source}: {len(data)} bytes is shorter than the {HEADER_BYTES}-byte model header; "
-            "the file is truncated or not a .mcudc file"
+    """Parse and check the header (either version); the CRC is checked too."""
+    if len(data) < 16:
+        raise _fail(
+            source,
+            f"{len(data)} bytes is shorter than a model header; the file is truncated or not a .mcudc file",
         )
-    magic, version, n, blob_bytes, crc, ic, ih, iw, out_len, arena, rounding = _HEADER.unpack_from(data)
+    magic = bytes(data[:4])
     if magic != MAGIC:
-        raise FormatError(
-            f"{source}: bytes 0..3 are {magic!r}, not the magic {MAGIC!r}; this is not an mcu_dc "
-            "model file (write one with `mcu-dc compress`)"
+        raise _fail(
+            source,
+            f"bytes 0..3 are {magic!r}, not the magic {MAGIC!r}; this is not an mcu_dc model file "
+            "(write one with `mcu-dc compress`)",
         )
+    version = int.from_bytes(data[4:6], "little")
     if version > FORMAT_VERSION:
-        raise FormatError(
-            f"{source}: format version {version} at byte offset 4 is newer than this mcu_dc reads "
-            f"({FORMAT_VERSION}); upgrade mcu_dc"
+        raise _fail(
+            source,
+            f"format version {version} at byte offset 4 is newer than this mcu_dc reads "
+            f"({FORMAT_VERSION}); upgrade mcu_dc",
         )
     if version < 1:
-        raise FormatError(f"{source}: format version {version} at byte offset 4 is invalid")
-    if blob_bytes > len(data):
-        raise FormatError(
-            f"{source}: the header (byte offset 8) says the model blob is {blob_bytes} bytes but only "
-            f"{len(data)} are present; the file is truncated — copy or regenerate it"
+        raise _fail(source, f"format version {version} at byte offset 4 is invalid")
+    rec = L.HEADER_V1 if version == 1 else L.HEADER
+    if len(data) < rec.size:
+        raise _fail(
+            source,
+            f"{len(data)} bytes is shorter than the {rec.size}-byte version {version} header; "
+            "the file is truncated",
         )
-    if blob_bytes < HEADER_BYTES + n * LAYER_BYTES or blob_bytes % 4:
-        raise FormatError(f"{source}: blob length {blob_bytes} (byte offset 8) is inconsistent")
-    actual = zlib.crc32(data[16:blob_bytes]) & 0xFFFFFFFF
-    if actual != crc:
-        raise FormatError(
-            f"{source}: CRC mismatch (header at byte offset 12 says {crc:#010x}, bytes 16..{blob_bytes} "
-            f"give {actual:#010x}); the file is corrupt — regenerate it"
+    h = rec.unpack_from(data)
+    bb = h["blob_bytes"]
+    if bb > len(data):
+        raise _fail(
+            source,
+            f"the header (byte offset 8) says the model blob is {bb} bytes but only {len(data)} "
+            "are present; the file is truncated — copy or regenerate it",
         )
-    if rounding != ROUNDING_HALF_UP:
-        raise FormatError(f"{source}: unknown rounding rule {rounding} at byte offset 28")
-    return BlobHeader(version, n, blob_bytes, crc, (ic, ih, iw), out_len, arena, rounding)
+    n = h["n_layers"] if version == 1 else h["n_ops"]
+    tables = HEADER_BYTES + n * OP_BYTES if version == 2 else L.HEADER_V1.size + n * L.LAYER_V1.size
+    if bb < tables or bb % 4:
+        raise _fail(source, f"blob length {bb} (byte offset 8) is inconsistent with {n} ops")
+    actual = zlib.crc32(data[16:bb]) & 0xFFFFFFFF
+    if actual != h["crc32"]:
+        raise _fail(
+            source,
+            f"CRC mismatch (header at byte offset 12 says {h['crc32']:#010x}, bytes 16..{bb} give "
+            f"{actual:#010x}); the file is corrupt — regenerate it",
+        )
+    if h["rounding"] != ROUNDING_HALF_UP:
+        off = rec.offsets["rounding"]
+        raise _fail(source, f"unknown rounding rule {h['rounding']} at byte offset {off}")
+    if version == 1:
+        return BlobHeader(
+            1,
+            n,
+            bb,
+            h["crc32"],
+            (h["in_c"], h["in_h"], h["in_w"]),
+            h["out_len"],
+            h["arena_bytes"],
+            h["rounding"],
+        )
+    tt = _tensor_table(data, h, bb, source)
+    try:
+        ins, outs = tt[h["input_tensor"]], tt[h["output_tensor"]]
+    except IndexError:
+        raise _fail(
+            source,
+            f"input tensor {h['input_tensor']} or output tensor {h['output_tensor']} (byte offsets "
+            f"18, 20) is not in the {len(tt)}-entry tensor table",
+        ) from None
+    if h["input_kind"] not in tuple(InputKind):
+        raise _fail(source, f"unknown input kind {h['input_kind']} at byte offset 22")
+    return BlobHeader(
+        2,
+        n,
+        bb,
+        h["crc32"],
+        (ins["c"], ins["h"], ins["w"]),
+        outs["c"] * outs["h"] * outs["w"],
+        h["arena_bytes"],
+        h["rounding"],
+        h["input_kind"],
+    )
 
 
-def _read_huffman(data: bytes, off: int, n: int, alphabet: int, where: str) -> np.ndarray:
-    if off + HUFF_HEADER_BYTES > len(data) or off % 4:
-        raise FormatError(f"{where}: Huffman section offset {off} is outside the blob or unaligned")
-    max_len, k, n_sym, n_bits = _HUFF.unpack_from(data, off)
-    if max_len > huffman.MAX_LEN_LIMIT or k > max_len:
-        raise FormatError(f"{where}: Huffman header at byte offset {off} is invalid")
-    p = off + HUFF_HEADER_BYTES
-    counts = np.frombuffer(data, dtype="<u2", count=max_len, offset=p).astype(np.int64)
-    p += 2 * max_len
-    syms = np.frombuffer(data, dtype="<u2", count=n_sym, offset=p).astype(np.int64)
-    p = align4(p + 2 * n_sym)
-    if counts.sum() != n_sym or (len(syms) and syms.max() >= alphabet):
-        raise FormatError(f"{where}: Huffman table at byte offset {off} is inconsistent")
-    p = align4(p + 2 * (1 << k)) if k else p
-    data_len = align4((n_bits + 7) // 8) + STREAM_SLACK_BYTES
-    if p + data_len > len(data):
-        raise FormatError(f"{where}: Huffman data at byte offset {p} runs past the blob's end")
-    return huffman.decode(data[p : p + (n_bits + 7) // 8], n_bits, counts, syms, n)
+def _tensor_table(data: bytes, h: dict[str, Any], bb: int, source: str) -> list[dict[str, Any]]:
+    n_t, off = h["n_tensors"], h["tensor_table_off"]
+    if off != HEADER_BYTES or off + n_t * TENSOR_BYTES > bb:
+        raise _fail(
+            source,
+            f"tensor table at byte offset {off} ({n_t} entries, field at byte offset 28) does not "
+            "fit the blob",
+        )
+    if h["op_table_off"] != off + n_t * TENSOR_BYTES:
+        raise _fail(
+            source, f"op table offset {h['op_table_off']} (byte offset 32) does not follow the tensor table"
+        )
+    out = []
+    for t in range(n_t):
+        e = L.TENSOR.unpack_from(data, off + t * TENSOR_BYTES)
+        if min(e["c"], e["h"], e["w"]) == 0:
+            raise _fail(source, f"tensor {t} (byte offset {off + t * TENSOR_BYTES}) has an empty shape")
+        out.append(e)
+    return out
 
 
-def decode_blob(
-    data: bytes, source: str = "<blob>", meta: dict[str, Any] | None = None
-) -> IntegerModel:
-    """Parse a blob back into an :class:`IntegerModel` (raises :class:`FormatError`)."""
+def decode_blob(data: bytes, source: str = "<blob>", meta: dict[str, Any] | None = None) -> IntegerModel:
+    """Parse a blob (version 1 or 2) back into an :class:`IntegerModel` (raises :class:`FormatError`)."""
     hdr = read_header(data, source)
     meta = meta or {}
-    names = meta.get("layer_names") or [f"layer{i}" for i in range(hdr.n_layers)]
-    layers: list[Layer] = []
-    shape = hdr.input_shape
+    if hdr.version == 1:
+        return _decode_v1(data, hdr, source, meta)
+    h = L.HEADER.unpack_from(data)
+    tt = _tensor_table(data, h, hdr.blob_bytes, source)
+    names = list(meta.get("layer_names") or [])
+    reader = SectionReader(data, hdr.blob_bytes, source)
+    ops: list[Layer] = []
+    scratch: list[int] = []
     for i in range(hdr.n_layers):
-        base = HEADER_BYTES + i * LAYER_BYTES
-        fields = _LAYER.unpack_from(data, base)
-        (op, enc, ib, ic, ih, iw, oc, oh, ow, kh, kw, sh, sw, ph, pw, in_zp, out_zp, amin, amax,
-         shift, mult, n_entries, cb_off, bias_off, w_off, idx_off, k) = fields  # fmt: skip
-        where = f"{source}: layer {i} (descriptor at byte offset {base})"
-        name = names[i] if i < len(names) else f"layer{i}"
-        if (ic, ih, iw) != tuple(shape):
-            raise FormatError(f"{where}: input shape {(ic, ih, iw)} does not follow {tuple(shape)}")
+        base = h["op_table_off"] + i * OP_BYTES
+        f = L.OP.unpack_from(data, base)
+        name = str(names[i]) if i < len(names) else f"op{i}"
+        where = f"{source}: op {i} ({name}, descriptor at byte offset {base})"
         try:
-            op_e = Op(op)
+            spec = REGISTRY[Op(f["op"])]
         except ValueError:
-            raise FormatError(f"{where}: unknown op {op}; written by a newer mcu_dc?") from None
-        for off in (cb_off, bias_off, w_off, idx_off):
-            if off and (off >= hdr.blob_bytes or off % 4):
-                raise FormatError(f"{where}: section offset {off} is outside the blob or unaligned")
-        layer: Layer
-        if op_e == Op.MAXPOOL2D:
-            layer = MaxPool2D(name, (ic, ih, iw), (kh, kw), (sh, sw), in_zp)
-        else:
-            try:
-                enc_e = Encoding(enc)
-            except ValueError:
-                raise FormatError(f"{where}: unknown weight encoding {enc}") from None
-            rows = oc
-            fan_in = ic * kh * kw if op_e == Op.CONV2D else ic * ih * iw
-            if bias_off + 4 * rows > hdr.blob_bytes:
-                raise FormatError(f"{where}: bias runs past the blob's end")
-            bias = np.frombuffer(data, dtype="<i4", count=rows, offset=bias_off).astype(np.int32)
-            if enc_e == Encoding.HUFFMAN_SPARSE:
-                if not (1 <= k <= MAX_CODEBOOK and 1 <= ib <= 8):
-                    raise FormatError(f"{where}: codebook length {k} or index width {ib} invalid")
-                codebook = np.frombuffer(data, dtype=np.int8, count=k, offset=cb_off).copy()
-                s = _read_huffman(data, w_off, n_entries, k + 1, where + " weight stream")
-                r = _read_huffman(data, idx_off, n_entries, 1 << ib, where + " index stream")
-                assign = decode_relative(r, s, rows, fan_in, k, where)
-            elif enc_e == Encoding.DENSE_INT8:
-                if w_off + rows * fan_in > hdr.blob_bytes:
-                    raise FormatError(f"{where}: dense weights run past the blob's end")
-                w = np.frombuffer(data, dtype=np.int8, count=rows * fan_in, offset=w_off)
-                codebook, inverse = np.unique(w, return_inverse=True)
-                assign = np.where(w != 0, inverse, -1).astype(np.int16).reshape(rows, fan_in)
-                codebook = codebook.astype(np.int8)
-            else:
-                raise FormatError(f"{where}: a weight layer with encoding NONE")
-            try:
-                requant = Requant(mult, shift)
-            except ConfigError as exc:
-                raise FormatError(f"{where}: {exc}") from None
-            common = dict(
-                codebook=codebook, assign=assign, bias=bias, requant=requant, in_zp=in_zp,
-                out_zp=out_zp, act_min=amin, act_max=amax, encoding=enc_e,
-                index_bits=ib if enc_e == Encoding.HUFFMAN_SPARSE else 0,
-            )  # fmt: skip
-            if op_e == Op.CONV2D:
-                layer = Conv2D(name, (ic, ih, iw), oc, (kh, kw), (sh, sw), (ph, pw), **common)
-            else:
-                layer = FC(name, (ic, ih, iw), oc, **common)
-        if tuple(layer.out_shape) != (oc, oh, ow):
-            raise FormatError(f"{where}: output shape {(oc, oh, ow)} does not match its parameters")
-        layers.append(layer)
-        shape = layer.out_shape
+            raise FormatError(f"{where}: unknown op code {f['op']}; written by a newer mcu_dc?") from None
+        ins = [f["input0"], f["input1"]][: f["n_inputs"]]
+        if f["n_inputs"] != spec.n_inputs or any(t >= len(tt) for t in [*ins, f["output"]]):
+            raise FormatError(
+                f"{where}: inputs {ins} / output {f['output']} do not name {spec.n_inputs} input "
+                f"tensor(s) of the {len(tt)}-entry tensor table"
+            )
+        io = IO(
+            [(tt[t]["c"], tt[t]["h"], tt[t]["w"]) for t in ins],
+            [tt[t]["zp"] for t in ins],
+            (tt[f["output"]]["c"], tt[f["output"]]["h"], tt[f["output"]]["w"]),
+            tt[f["output"]]["zp"],
+        )
+        reader.where = where
+        op = spec.unpack(f, reader, name, io)
+        op.inputs, op.output = tuple(ins), f["output"]
+        try:
+            spec.check(op, where)
+        except ConfigError as exc:
+            raise FormatError(str(exc)) from None
+        if tuple(spec.out_shape(op)) != io.out_shape:
+            raise FormatError(
+                f"{where}: its parameters give output shape {spec.out_shape(op)} but tensor "
+                f"{f['output']} is {io.out_shape}"
+            )
+        if not spec.scratch_bytes(op) and f["scratch_off"]:
+            raise FormatError(f"{where}: scratch offset {f['scratch_off']} for an op that needs no scratch")
+        scratch.append(f["scratch_off"])
+        ops.append(op)
+    inp = tt[h["input_tensor"]]
+    outp = tt[h["output_tensor"]]
     model = IntegerModel(
-        layers=layers,
+        layers=ops,
+        input_shape=(inp["c"], inp["h"], inp["w"]),
+        input_scale=float(meta.get("input_scale", inp["scale"] or 1.0)),
+        output_scale=float(meta.get("output_scale", outp["scale"] or 1.0)),
+        output_zp=int(outp["zp"]),
+        name=str(meta.get("name", "model")),
+        input_kind=InputKind(h["input_kind"]),
+        input_zp=int(inp["zp"]),
+        input_tensor=h["input_tensor"],
+        output_tensor=h["output_tensor"],
+        tensor_scales=[float(e["scale"]) for e in tt],
+        plan=ArenaPlan(tuple(e["arena_off"] for e in tt), tuple(scratch), h["arena_bytes"]),
+        task=str(meta.get("task", "classification")),
+    )
+    _check_decoded(model, source)
+    return model
+
+
+def _check_decoded(model: IntegerModel, source: str) -> None:
+    from mcu_dc.core.planner import buffers
+
+    try:
+        model.validate(source)
+        check_plan(model, model.plan, f"{source}: stored arena plan")
+    except ConfigError as exc:
+        raise FormatError(
+            f"{exc}; the file is corrupt or was written by a buggy encoder — regenerate it"
+        ) from None
+    tensors, scratch = buffers(model)
+    offs = list(model.plan.tensor_offsets) + list(model.plan.scratch_offsets)
+    end = max(off + align4(b.size) for b, off in zip(tensors + scratch, offs, strict=True) if b.size)
+    if end != model.plan.arena_bytes:
+        raise FormatError(
+            f"{source}: header arena_bytes {model.plan.arena_bytes} (byte offset 24) is not the plan's "
+            f"extent {end}"
+        )
+
+
+def _decode_v1(data: bytes, hdr: BlobHeader, source: str, meta: dict[str, Any]) -> IntegerModel:
+    """Version 1: a chain of layer descriptors; the arena is the fixed ping-pong layout."""
+    names = list(meta.get("layer_names") or [])
+    reader = SectionReader(data, hdr.blob_bytes, source)
+    ops: list[Layer] = []
+    shape = hdr.input_shape
+    zp = -128
+    for i in range(hdr.n_layers):
+        base = L.HEADER_V1.size + i * L.LAYER_V1.size
+        f = L.LAYER_V1.unpack_from(data, base)
+        name = str(names[i]) if i < len(names) else f"layer{i}"
+        where = f"{source}: layer {i} (descriptor at byte offset {base})"
+        if (f["in_c"], f["in_h"], f["in_w"]) != tuple(shape):
+            raise FormatError(
+                f"{where}: input shape {(f['in_c'], f['in_h'], f['in_w'])} does not follow {shape}"
+            )
+        if f["op"] not in (Op.CONV2D, Op.FC, Op.MAXPOOL2D):
+            raise FormatError(f"{where}: unknown op {f['op']}; written by a newer mcu_dc?")
+        spec = REGISTRY[Op(f["op"])]
+        if f["in_zp"] != zp:
+            raise FormatError(
+                f"{where}: input zero point {f['in_zp']} differs from the previous output's {zp}"
+            )
+        g = dict(f)  # v1 fields -> v2 names
+        g.update(pad_top=f["pad_h"], pad_bottom=f["pad_h"], pad_left=f["pad_w"], pad_right=f["pad_w"])
+        g.update(pool_kh=0, pool_kw=0, pool_sh=0, pool_sw=0, multiplier_b=0)
+        out_shape = (f["out_c"], f["out_h"], f["out_w"])
+        reader.where = where
+        op = spec.unpack(g, reader, name, IO([tuple(shape)], [zp], out_shape, f["out_zp"]))  # type: ignore[list-item]
+        try:
+            spec.check(op, where)
+        except ConfigError as exc:
+            raise FormatError(str(exc)) from None
+        if tuple(spec.out_shape(op)) != out_shape:
+            raise FormatError(f"{where}: output shape {out_shape} does not match its parameters")
+        ops.append(op)
+        shape, zp = out_shape, spec.out_zp(op)
+    model = IntegerModel(
+        layers=ops,
         input_shape=hdr.input_shape,
         input_scale=float(meta.get("input_scale", 1.0)),
         output_scale=float(meta.get("output_scale", 1.0)),
-        output_zp=int(meta.get("output_zp", 0)),
+        output_zp=int(meta.get("output_zp", zp)),
         name=str(meta.get("name", "model")),
+        task=str(meta.get("task", "classification")),
     )
+    model.plan = v1_plan(model)
+    model.tensor_scales = [0.0] * model.n_tensors
+    model.tensor_scales[0], model.tensor_scales[-1] = model.input_scale, model.output_scale
     if model.output_len != hdr.out_len:
         raise FormatError(f"{source}: header out_len {hdr.out_len} differs from the layers' output")
-    if model.arena_bytes() != hdr.arena_bytes:
+    if model.plan.arena_bytes != hdr.arena_bytes:
         raise FormatError(f"{source}: header arena_bytes {hdr.arena_bytes} differs from the layers'")
     return model
+
+
+def blob_sections(blob: bytes, names: list[str] | None = None) -> list[tuple[int, str]]:
+    """(start offset, label) of every part of a blob (either version), sorted by offset."""
+    hdr = read_header(blob, "<blob>")
+    names = names or []
+    out: list[tuple[int, str]] = [(0, "header")]
+    if hdr.version == 1:
+        table, rec, label = L.HEADER_V1.size, L.LAYER_V1, "layer"
+        out.append((table, f"layer table ({hdr.n_layers} x {rec.size}-byte descriptors)"))
+    else:
+        h = L.HEADER.unpack_from(blob)
+        out.append((h["tensor_table_off"], f"tensor table ({h['n_tensors']} x {TENSOR_BYTES}-byte entries)"))
+        table, rec, label = h["op_table_off"], L.OP, "op"
+        out.append((table, f"op table ({hdr.n_layers} x {rec.size}-byte descriptors)"))
+    for i in range(hdr.n_layers):
+        f = rec.unpack_from(blob, table + i * rec.size)
+        try:
+            opname = Op(f["op"]).name
+        except ValueError:
+            opname = f"op {f['op']}"
+        tag = f"{label} {i} ({names[i]}, {opname})" if i < len(names) else f"{label} {i} ({opname})"
+        dense = f["encoding"] == 1
+        for key, part in (
+            ("codebook_off", "codebook (int8)"),
+            ("bias_off", "bias (int32 LE)"),
+            (
+                "weights_off",
+                "weights (int8, row-major)" if dense else "weight-symbol stream (Huffman section)",
+            ),
+            ("index_off", "relative-index stream (Huffman section)"),
+        ):
+            if f[key]:
+                out.append((f[key], f"{tag}: {part}"))
+    out.sort()
+    return out

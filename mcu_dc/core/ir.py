@@ -1,201 +1,189 @@
 """The integer model: what a device runs, torch-free.
 
-An :class:`IntegerModel` is a straight chain of layers over int8 tensors in CHW order
-(the order of ``torch.flatten``). The device's input is raw ``uint8`` bytes; the runtime
-turns byte ``b`` into the int8 value ``b - 128`` (so the first layer's ``in_zp`` is
--128 and ``input_scale`` is the real value of one byte step, e.g. 1/255 for MNIST).
+An :class:`IntegerModel` is a graph of ops over int8 tensors in CHW order (the order of
+``torch.flatten``). Tensors are numbered: tensor ``model.input_tensor`` is the input;
+every other tensor is the output of exactly one op; ops are stored in execution order
+(each op's inputs exist before it runs). Each op names its ``inputs`` (tensor ids) and
+its ``output``; a model built from a plain list of ops without wiring is a chain (op
+``i`` reads tensor ``i`` and writes tensor ``i + 1``), as in format version 1.
 
-Conv2D and FC layers carry their weights as a per-layer int8 **codebook** plus an
-**assignment** matrix of codebook indices, ``-1`` where the weight is pruned. The
-weight of output row ``o`` and flattened input position ``j`` is
-``codebook[assign[o, j]]`` or 0 when ``assign[o, j] == -1``. For Conv2D the row is
-flattened as ``(in_c, kernel_h, kernel_w)`` (torch's weight layout).
+The ops are registered in :mod:`mcu_dc.core.ops` (one module each: CONV2D,
+DEPTHWISE_CONV2D, FC, MAXPOOL2D, AVGPOOL2D, ADD); each defines its shape, checks,
+simulation and packing. The arithmetic (the one rounding rule) is
+:mod:`mcu_dc.core.qmath`; the byte layout and every rule are ``docs/format.md``.
 
-Requantization (the one rounding rule, ``ROUNDING_HALF_UP``)::
-
-    acc = bias[o] + sum_j w[o, j] * (x[j] - in_zp)          # int32, exact
-    y   = (acc * multiplier + (1 << (shift - 1))) >> shift  # int64, arithmetic shift
-    out = clamp(y + out_zp, act_min, act_max)               # int8
-
-``multiplier`` is in ``[0, 2**31)`` and ``shift`` in ``[1, 62]``. A fused ReLU is
-``act_min = out_zp``. MaxPool2D keeps scale and zero point (``out_zp == in_zp``).
-The full definition, with the file layout, is ``docs/format.md``.
+The device input is either raw ``uint8`` bytes (:attr:`InputKind.UINT8`, e.g. pixels:
+byte ``b`` becomes int8 ``b - 128``, so ``input_zp`` is -128) or int8 values that the
+host quantized from float features with ``input_scale`` and ``input_zp``
+(:attr:`InputKind.INT8`). The arena plan (:mod:`mcu_dc.core.planner`) gives every
+tensor and every op's scratch an offset; it is stored in the blob.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from enum import IntEnum
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from mcu_dc.core.ops import FC, Add, AvgPool2D, Conv2D, DepthwiseConv2D, MaxPool2D, spec_of
+from mcu_dc.core.ops.weights import dense_weights
+from mcu_dc.core.qmath import (
+    MAX_CODEBOOK,
+    MAX_HUFFMAN_LEN,
+    MAX_INDEX_BITS,
+    NO_TENSOR,
+    ROUNDING_HALF_UP,
+    TASKS,
+    Encoding,
+    InputKind,
+    Op,
+    Requant,
+)  # fmt: skip
 from mcu_dc.errors import ConfigError
 
+Layer = Conv2D | DepthwiseConv2D | FC | MaxPool2D | AvgPool2D | Add
+WeightLayer = Conv2D | DepthwiseConv2D | FC
+WEIGHT_OPS = (Conv2D, DepthwiseConv2D, FC)
 
-class Op(IntEnum):
-    CONV2D = 1
-    FC = 2
-    MAXPOOL2D = 3
-
-
-class Encoding(IntEnum):
-    """How a layer's weights are stored in the blob."""
-
-    NONE = 0  # no weights (MaxPool2D)
-    DENSE_INT8 = 1  # the baseline: every weight as int8, row-major [out][fan_in]
-    HUFFMAN_SPARSE = 2  # relative-index sparse stream, both streams canonical-Huffman coded
+__all__ = [
+    "FC", "MAX_CODEBOOK", "MAX_HUFFMAN_LEN", "MAX_INDEX_BITS", "NO_TENSOR", "ROUNDING_HALF_UP", "TASKS",
+    "WEIGHT_OPS", "Add", "AvgPool2D", "Conv2D", "DepthwiseConv2D", "Encoding", "InputKind", "IntegerModel",
+    "Layer", "MaxPool2D", "Op", "Requant", "WeightLayer", "dense_weights", "is_weight_op",
+]  # fmt: skip
 
 
-ROUNDING_HALF_UP = 1  # the only rounding rule; recorded in the blob header
-
-MAX_CODEBOOK = 256  # codebook entries (the weight alphabet has one more: the filler)
-MAX_INDEX_BITS = 8
-MAX_HUFFMAN_LEN = 15
-
-
-@dataclass(frozen=True)
-class Requant:
-    """Integer requantization parameters of one layer."""
-
-    multiplier: int
-    shift: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.multiplier < 2**31:
-            raise ConfigError(f"requant multiplier {self.multiplier} outside [0, 2**31)")
-        if not 1 <= self.shift <= 62:
-            raise ConfigError(f"requant shift {self.shift} outside [1, 62]")
-
-    @staticmethod
-    def from_real(real: float) -> Requant:
-        """Best (multiplier, shift) with multiplier in [2**30, 2**31) for ``real`` > 0.
-
-        ``real`` is ``in_scale * weight_scale / out_scale``; the result approximates
-        ``real == multiplier / 2**shift``.
-        """
-        if not (real > 0 and math.isfinite(real)):
-            raise ConfigError(f"requant scale {real!r} must be a positive finite number")
-        mant, exp = math.frexp(real)  # real = mant * 2**exp, mant in [0.5, 1)
-        q = round(mant * 2**31)
-        if q == 2**31:
-            q //= 2
-            exp += 1
-        shift = 31 - exp
-        while shift > 62:  # tiny scale: lose precision rather than range
-            q >>= 1
-            shift -= 1
-        while shift < 1:
-            raise ConfigError(
-                f"requant scale {real:g} is too large (>= 2**30): the layer's output scale is far "
-                "smaller than its input*weight scale; check calibration data"
-            )
-        return Requant(int(q), int(shift))
-
-
-@dataclass
-class Conv2D:
-    name: str
-    in_shape: tuple[int, int, int]  # (C, H, W)
-    out_channels: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    codebook: np.ndarray  # int8 (k,)
-    assign: np.ndarray  # int16 (out_c, in_c*kh*kw); -1 = pruned
-    bias: np.ndarray  # int32 (out_c,)
-    requant: Requant
-    in_zp: int
-    out_zp: int
-    act_min: int = -128
-    act_max: int = 127
-    encoding: Encoding = Encoding.HUFFMAN_SPARSE
-    index_bits: int = 8  # relative-index width (paper: 8 for conv)
-    op: Op = field(default=Op.CONV2D, init=False)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        _, h, w = self.in_shape
-        kh, kw = self.kernel
-        sh, sw = self.stride
-        ph, pw = self.padding
-        return (self.out_channels, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
-
-    @property
-    def fan_in(self) -> int:
-        return self.in_shape[0] * self.kernel[0] * self.kernel[1]
-
-
-@dataclass
-class FC:
-    name: str
-    in_shape: tuple[int, int, int]  # the (C, H, W) tensor it flattens
-    out_features: int
-    codebook: np.ndarray  # int8 (k,)
-    assign: np.ndarray  # int16 (out, fan_in); -1 = pruned
-    bias: np.ndarray  # int32 (out,)
-    requant: Requant
-    in_zp: int
-    out_zp: int
-    act_min: int = -128
-    act_max: int = 127
-    encoding: Encoding = Encoding.HUFFMAN_SPARSE
-    index_bits: int = 5  # relative-index width (paper: 5 for FC)
-    op: Op = field(default=Op.FC, init=False)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        return (self.out_features, 1, 1)
-
-    @property
-    def fan_in(self) -> int:
-        c, h, w = self.in_shape
-        return c * h * w
-
-
-@dataclass
-class MaxPool2D:
-    name: str
-    in_shape: tuple[int, int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    zp: int
-    op: Op = field(default=Op.MAXPOOL2D, init=False)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.in_shape
-        kh, kw = self.kernel
-        sh, sw = self.stride
-        return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
-
-
-Layer = Conv2D | FC | MaxPool2D
-WeightLayer = Conv2D | FC
-
-
-def dense_weights(layer: WeightLayer) -> np.ndarray:
-    """The int8 weight matrix ``(rows, fan_in)`` a layer's codebook and assignment stand for."""
-    cb = np.asarray(layer.codebook, dtype=np.int32)
-    a = np.asarray(layer.assign)
-    w = np.where(a >= 0, cb[np.clip(a, 0, None)], 0)
-    return w.astype(np.int8)
+def is_weight_op(op: Any) -> bool:
+    return isinstance(op, WEIGHT_OPS)
 
 
 @dataclass
 class IntegerModel:
-    """A chain of integer layers; the device-side truth."""
+    """A graph of integer ops; the device-side truth."""
 
-    layers: list[Layer]
+    layers: list[Layer]  # ops in execution order
     input_shape: tuple[int, int, int]
-    input_scale: float  # real value of one input byte step (input is uint8)
+    input_scale: float  # real value of one input step
     output_scale: float  # real value of one output LSB
     output_zp: int
     name: str = "model"
+    input_kind: InputKind = InputKind.UINT8
+    input_zp: int = -128  # UINT8: always -128 (b - 128); INT8: the calibrated zero point
+    input_tensor: int = 0
+    output_tensor: int = -1  # -1: the last op's output
+    tensor_scales: list[float] | None = None  # per tensor id, host information (0.0 = unknown)
+    plan: Any = None  # an ArenaPlan; None = planned on demand by mcu_dc.core.planner
+    task: str = "classification"
+
+    def __post_init__(self) -> None:
+        self.input_kind = InputKind(self.input_kind)
+        if self.layers and all(op.output == -1 and not op.inputs for op in self.layers):
+            for i, op in enumerate(self.layers):  # a chain, as in format version 1
+                op.inputs = (i,) * spec_of(op).n_inputs
+                op.output = i + 1
+        if self.output_tensor == -1 and self.layers:
+            self.output_tensor = self.layers[-1].output
+
+    # ------------------------------------------------------------------ graph
+    @property
+    def ops(self) -> list[Layer]:
+        return self.layers
+
+    @property
+    def n_tensors(self) -> int:
+        outs = [op.output for op in self.layers]
+        return max([self.input_tensor, *outs]) + 1
+
+    def producers(self) -> dict[int, int]:
+        """tensor id -> index of the op that writes it."""
+        return {op.output: i for i, op in enumerate(self.layers)}
+
+    def consumers(self) -> dict[int, list[int]]:
+        """tensor id -> indices of the ops that read it (in order)."""
+        out: dict[int, list[int]] = {t: [] for t in range(self.n_tensors)}
+        for i, op in enumerate(self.layers):
+            for t in dict.fromkeys(op.inputs):
+                out.setdefault(t, []).append(i)
+        return out
+
+    def tensor_shapes(self) -> list[tuple[int, int, int]]:
+        """Shape of every tensor, by id."""
+        shapes: list[Any] = [None] * self.n_tensors
+        shapes[self.input_tensor] = tuple(self.input_shape)
+        for op in self.layers:
+            shapes[op.output] = tuple(op.out_shape)
+        return shapes
+
+    def tensor_zps(self) -> list[int]:
+        zps = [0] * self.n_tensors
+        zps[self.input_tensor] = int(self.input_zp)
+        for op in self.layers:
+            zps[op.output] = spec_of(op).out_zp(op)
+        return zps
+
+    def tensor_bytes(self, t: int) -> int:
+        c, h, w = self.tensor_shapes()[t]
+        return c * h * w
+
+    def validate(self, where: str = "model") -> None:
+        """Wiring, shapes and zero points agree; every op's parameters are in range (ConfigError)."""
+        if not self.layers:
+            raise ConfigError(f"{where}: the model has no ops")
+        if self.task not in TASKS:
+            raise ConfigError(f"{where}: task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.input_kind == InputKind.UINT8 and self.input_zp != -128:
+            raise ConfigError(f"{where}: a uint8-input model has input zero point -128, not {self.input_zp}")
+        if not -128 <= self.input_zp <= 127:
+            raise ConfigError(f"{where}: input zero point {self.input_zp} is not an int8")
+        n_t = self.n_tensors
+        if n_t > 0xFFFE or len(self.layers) > 0xFFFF:
+            raise ConfigError(f"{where}: too many tensors ({n_t}) or ops ({len(self.layers)})")
+        shapes: dict[int, tuple[int, int, int]] = {self.input_tensor: tuple(self.input_shape)}  # type: ignore[dict-item]
+        zps: dict[int, int] = {self.input_tensor: int(self.input_zp)}
+        for i, op in enumerate(self.layers):
+            spec = spec_of(op)
+            w = f"{where}: op {i} ({op.name}, {spec.code.name})"
+            if len(op.inputs) != spec.n_inputs:
+                raise ConfigError(f"{w} takes {spec.n_inputs} input(s), got {len(op.inputs)}")
+            for t, want_shape, want_zp in zip(op.inputs, spec.in_shapes(op), spec.in_zps(op), strict=True):
+                if t not in shapes:
+                    raise ConfigError(f"{w} reads tensor {t}, which no earlier op writes")
+                if shapes[t] != tuple(want_shape):
+                    raise ConfigError(
+                        f"{w} expects input shape {tuple(want_shape)} but tensor {t} is {shapes[t]}"
+                    )
+                if zps[t] != want_zp:
+                    raise ConfigError(f"{w} expects input zero point {want_zp} but tensor {t} has {zps[t]}")
+            if op.output in shapes:
+                raise ConfigError(f"{w} writes tensor {op.output}, which is already written")
+            if not 0 <= op.output < n_t:
+                raise ConfigError(f"{w} writes tensor {op.output}, outside 0..{n_t - 1}")
+            spec.check(op, w)
+            shapes[op.output] = tuple(spec.out_shape(op))  # type: ignore[assignment]
+            zps[op.output] = spec.out_zp(op)
+        if len(shapes) != n_t:
+            missing = sorted(set(range(n_t)) - set(shapes))
+            raise ConfigError(f"{where}: tensor ids {missing} are never written")
+        if self.output_tensor not in shapes or self.output_tensor == self.input_tensor:
+            raise ConfigError(f"{where}: output tensor {self.output_tensor} is not written by any op")
+        used = self.consumers()
+        dead = [t for t in range(n_t) if not used.get(t) and t != self.output_tensor]
+        if dead:
+            raise ConfigError(
+                f"{where}: tensors {dead} are computed but never used "
+                "(a branch that does not reach the output)"
+            )
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        if not self.layers:
+            return tuple(self.input_shape)  # type: ignore[return-value]
+        return self.tensor_shapes()[self.output_tensor]
 
     @property
     def output_len(self) -> int:
-        c, h, w = self.layers[-1].out_shape if self.layers else self.input_shape
+        c, h, w = self.output_shape
         return c * h * w
 
     @property
@@ -203,23 +191,20 @@ class IntegerModel:
         c, h, w = self.input_shape
         return c * h * w
 
-    def tensor_shapes(self) -> list[tuple[int, int, int]]:
-        """Shapes of T0 (the input) .. Tn (the output)."""
-        return [self.input_shape] + [layer.out_shape for layer in self.layers]
-
     def arena_bytes(self) -> int:
         """Exact arena size the C runtime needs (docs/format.md, 'Arena')."""
-        sizes = [c * h * w for (c, h, w) in self.tensor_shapes()]
-        buf = [0, 0]
-        for i, s in enumerate(sizes):
-            buf[i % 2] = max(buf[i % 2], s)
-        scratch = 0
-        for layer in self.layers:
-            if isinstance(layer, Conv2D):
-                _, oh, ow = layer.out_shape
-                scratch = max(scratch, oh * ow * 4)
-        return _align4(buf[0]) + _align4(buf[1]) + scratch
+        from mcu_dc.core.planner import plan_of
 
+        return plan_of(self).arena_bytes
 
-def _align4(n: int) -> int:
-    return (n + 3) & ~3
+    def weight_ops(self) -> list[WeightLayer]:
+        return [op for op in self.layers if is_weight_op(op)]  # type: ignore[misc]
+
+    def macs(self) -> int:
+        return sum(spec_of(op).macs(op) for op in self.layers)
+
+    def quantize_input(self, x: Any) -> np.ndarray:
+        """Float features -> the int8 device input: ``clamp(floor(x / input_scale + 0.5) + input_zp)``."""
+        arr = np.asarray(x, dtype=np.float64)
+        q = np.floor(arr / float(self.input_scale) + 0.5) + int(self.input_zp)
+        return np.clip(q, -128, 127).astype(np.int8)

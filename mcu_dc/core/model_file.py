@@ -45,8 +45,10 @@ class CompressedModel:
             meta.setdefault("input_scale", model.input_scale)
             meta.setdefault("output_scale", model.output_scale)
             meta.setdefault("output_zp", model.output_zp)
+            meta.setdefault("task", model.task)
             meta["blob_layout"] = {
                 "header": layout.header,
+                "tensor_table": layout.tensor_table,
                 "layers": [lay.as_dict() for lay in layout.layers],
                 "total": layout.total,
             }

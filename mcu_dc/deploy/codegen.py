@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mcu_dc.core import blob as blobfmt
-from mcu_dc.core.ir import Encoding, Op
+from mcu_dc.core.ir import Op
 from mcu_dc.errors import ConfigError, FormatError
 from mcu_dc.fileio import atomic_path, write_text_atomic
 
@@ -82,28 +81,7 @@ class BlobPart:
 def blob_parts(blob: bytes, layer_names: Sequence[str] | None = None) -> list[BlobPart]:
     """Split a blob into its named parts, in order; they tile ``[0, len(blob))`` exactly."""
     hdr = blobfmt.read_header(blob, "<blob>")
-    starts: list[tuple[int, str]] = [(0, "header")]
-    table = blobfmt.HEADER_BYTES
-    starts.append((table, f"layer table ({hdr.n_layers} x {blobfmt.LAYER_BYTES}-byte descriptors)"))
-    for i in range(hdr.n_layers):
-        base = table + i * blobfmt.LAYER_BYTES
-        op, enc = blob[base], blob[base + 1]
-        cb_off, bias_off, w_off, idx_off = struct.unpack_from("<4I", blob, base + 36)
-        label = f"layer {i}"
-        if layer_names is not None and i < len(layer_names):
-            label += f" ({layer_names[i]}, {_op_name(op)})"
-        else:
-            label += f" ({_op_name(op)})"
-        dense = enc == Encoding.DENSE_INT8
-        for off, part in (
-            (cb_off, "codebook (int8)"),
-            (bias_off, "bias (int32 LE)"),
-            (w_off, "weights (int8, row-major)" if dense else "weight-symbol stream (Huffman section)"),
-            (idx_off, "relative-index stream (Huffman section)"),
-        ):
-            if off:
-                starts.append((off, f"{label}: {part}"))
-    starts.sort()
+    starts = blobfmt.blob_sections(blob, list(layer_names or []))
     parts: list[BlobPart] = []
     for j, (start, name) in enumerate(starts):
         end = starts[j + 1][0] if j + 1 < len(starts) else hdr.blob_bytes

@@ -81,7 +81,11 @@ def compile_program(
 
 
 def build_runner(output: Path, *, sanitize: bool = False, opt: str = "-O2") -> Path:
-    """Compile the blob-loading host runner against the runtime in ``firmware/runtime``."""
+    """Compile the blob-loading host runner against the runtime in ``firmware/runtime``.
+
+    The sources are every ``firmware/runtime/*.c`` (:func:`mcu_dc.deploy.codegen.runtime_sources`: the
+    model walker, the op registry and one file per op family), plus ``host/mcu_dc_runner.c``.
+    """
     from mcu_dc.deploy.codegen import runtime_sources
 
     rt = runtime_dir()
@@ -158,7 +162,12 @@ def run_blob(
     check_crc: bool = True,
     timeout: float = 600.0,
 ) -> np.ndarray:
-    """Run a model file with the host runner (see :func:`build_runner`)."""
+    """Run a model file (format version 1 or 2) with the host runner (see :func:`build_runner`).
+
+    ``inputs`` are the bytes the device receives, ``input_len`` per input: raw bytes for a
+    UINT8-input model, the int8 values as bytes for an INT8-input model
+    (:func:`mcu_dc.core.simulator.device_input` gives them for either).
+    """
     args: list[str] = []
     if ref:
         args.append("--ref")

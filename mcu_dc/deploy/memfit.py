@@ -395,8 +395,12 @@ def estimate_stack(
     """Worst-case stack from ``.ci`` files (GCC ``-fcallgraph-info=su``).
 
     The reset handler's indirect calls are the C++ constructor tables, empty in C firmware,
-    and are ignored. A handler named ``*_Handler`` with a frame (other than the fatal fault
-    handlers) is an enabled interrupt: its frame plus the exception frame is added once.
+    and are ignored. Any other indirect call (the runtime's op table: each op's ``validate``,
+    ``run``, ... is reached only through a function pointer) is bounded by the deepest
+    function that no function calls directly and that makes no indirect call itself: in
+    this firmware those are exactly the op-table entries, so the bound stays exact. A handler named
+    ``*_Handler`` with a frame (other than the fatal fault handlers) is an enabled
+    interrupt: its frame plus the exception frame is added once.
     """
     frames: dict[str, int] = {}
     exact = True
@@ -410,6 +414,22 @@ def estimate_stack(
                     exact = False
         for src, dst in _EDGE_RE.findall(text):
             edges.setdefault(src, set()).add(dst)
+    called = {dst for dsts in edges.values() for dst in dsts}
+
+    def reaches_indirect(fn: str, seen: set[str]) -> bool:
+        if fn == "__indirect_call":
+            return True
+        seen.add(fn)
+        return any(reaches_indirect(c, seen) for c in edges.get(fn, ()) if c not in seen)
+
+    # functions only reached through a pointer: nothing calls them directly, and they make no
+    # indirect call themselves (that excludes unused top-level API such as mcu_dc_infer_ref,
+    # whose code --gc-sections drops but whose call graph GCC still writes)
+    pointer_targets = sorted(
+        f
+        for f in frames
+        if f not in called and f != root and not f.endswith("_Handler") and not reaches_indirect(f, set())
+    )
     unknown: set[str] = set()
     memo: dict[str, tuple[int, list[str]]] = {}
     active: set[str] = set()
@@ -422,8 +442,11 @@ def estimate_stack(
             exact = False
             return 0, [fn + " (recursion)"]
         if fn == "__indirect_call":
-            exact = False
-            return UNKNOWN_FRAME, ["(indirect call)"]
+            if not pointer_targets:
+                exact = False
+                return UNKNOWN_FRAME, ["(indirect call)"]
+            deepest = max((depth(t) for t in pointer_targets), key=lambda d: d[0])
+            return deepest[0], ["(indirect call)", *deepest[1]]
         if fn not in frames:
             unknown.add(fn)
             return UNKNOWN_FRAME, [fn + " (unknown)"]

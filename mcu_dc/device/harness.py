@@ -324,16 +324,18 @@ def run_inputs(
     desc: str = "device",
     on_result: Callable[[int, bytes, bytes], None] | None = None,
 ) -> VerifyReport:
-    """Stream ``inputs`` (uint8, (N, ...)) to ``device``; compare each output with the simulator.
+    """Stream ``inputs`` to ``device``; compare each output with the simulator.
 
-    ``model`` is an IntegerModel or CompressedModel. With ``model_hash`` the handshake
-    first checks that the device runs that model.
+    ``inputs`` are what the model takes (N, ...): raw uint8 bytes for a UINT8-input model;
+    int8 values or float features for an INT8-input one (sent as the int8 bytes the
+    model's input quantization gives). ``model`` is an IntegerModel or CompressedModel.
+    With ``model_hash`` the handshake first checks that the device runs that model.
     """
-    from mcu_dc.core.simulator import simulate
+    from mcu_dc.core.simulator import device_input, simulate
 
-    x = np.ascontiguousarray(np.asarray(inputs, dtype=np.uint8).reshape(len(inputs), -1))
+    x = np.ascontiguousarray(device_input(model, inputs))
     info = device.check_model(model_hash) if model_hash is not None else (device.info or device.hello())
-    expected = simulate(model, x)
+    expected = simulate(model, inputs)
     dev_out = np.empty_like(expected)
     counters: list[int] = []
     mismatch_idx: list[int] = []

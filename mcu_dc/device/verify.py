@@ -113,7 +113,11 @@ def load_model_source(source: str | os.PathLike[str]) -> tuple[Any, Path | None]
 def load_test_inputs(
     dataset: str, input_shape: tuple[int, int, int], *, data_dir: str | None = None, limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``limit`` test images as uint8 ``(N, in_len)`` rows, and their labels."""
+    """The first ``limit`` test inputs, as the simulator takes them, and their labels or targets.
+
+    Raw uint8 rows ``(N, in_len)`` for image datasets; float features for feature datasets
+    (the harness sends their int8 quantization, :func:`mcu_dc.core.simulator.device_input`).
+    """
     from mcu_dc.data.datasets import load_dataset
 
     ds = load_dataset(dataset, "test", data_dir)
@@ -123,8 +127,9 @@ def load_test_inputs(
             f"{tuple(ds.input_shape)}; pass the --dataset the model was trained on."
         )
     n = len(ds) if limit is None else max(0, min(int(limit), len(ds)))
-    x = np.ascontiguousarray(ds.images[:n].reshape(n, -1), dtype=np.uint8)
-    return x, np.asarray(ds.labels[:n])
+    x = np.ascontiguousarray(ds.simulator_inputs(slice(0, n)).reshape(n, -1))
+    y = np.asarray(ds.targets(slice(0, n)))
+    return x, (y if ds.task == "classification" else None)
 
 
 # ------------------------------------------------------------------------------ firmware

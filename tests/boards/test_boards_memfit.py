@@ -126,6 +126,36 @@ def test_worst_case_stack_follows_the_deepest_path() -> None:
     assert not memfit.estimate_stack([recursive]).exact
 
 
+OP_TABLE_GRAPH = """graph: { title: "r.c"
+node: { title: "mcu_dc_reset_handler" label: "r\\nr.c:1:1\\n8 bytes (static)" }
+node: { title: "main" label: "main\\nr.c:2:1\\n40 bytes (static)" }
+node: { title: "walker" label: "walker\\nr.c:3:1\\n100 bytes (static)" }
+node: { title: "infer_ref_unused" label: "x\\nr.c:4:1\\n500 bytes (static)" }
+node: { title: "op_small" label: "x\\nr.c:5:1\\n30 bytes (static)" }
+node: { title: "op_big" label: "x\\nr.c:6:1\\n300 bytes (static)" }
+node: { title: "kernel" label: "x\\nr.c:7:1\\n50 bytes (static)" }
+node: { title: "__indirect_call" label: "Indirect Call Placeholder" shape : ellipse }
+edge: { sourcename: "mcu_dc_reset_handler" targetname: "main" label: "r.c:1:2" }
+edge: { sourcename: "main" targetname: "walker" label: "r.c:2:2" }
+edge: { sourcename: "walker" targetname: "__indirect_call" label: "r.c:3:2" }
+edge: { sourcename: "infer_ref_unused" targetname: "walker" label: "r.c:4:2" }
+edge: { sourcename: "op_big" targetname: "kernel" label: "r.c:6:2" }
+}
+"""
+
+
+def test_indirect_calls_are_bounded_by_the_deepest_op_table_entry() -> None:
+    """The runtime calls each op's functions through its op table: an indirect call is bounded by
+    the deepest function nothing calls directly (op_big > kernel), not by unused API that itself
+    calls through the table (infer_ref_unused), and the bound stays exact."""
+    est = memfit.estimate_stack([OP_TABLE_GRAPH])
+    assert est.worst_case == 8 + 40 + 100 + 300 + 50
+    assert est.path == [
+        "mcu_dc_reset_handler (8)", "main (40)", "walker (100)", "(indirect call)", "op_big (300)", "kernel (50)",
+    ]  # fmt: skip
+    assert est.exact and not est.unknown
+
+
 @needs_arm
 @pytest.mark.arm
 def test_too_small_stack_is_a_fit_error(tmp_path: Path, memfit_bench: ModuleType) -> None:

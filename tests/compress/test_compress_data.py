@@ -18,6 +18,8 @@ def test_digits_split_is_deterministic_and_scaled():
     assert tr.images.dtype == np.uint8 and tr.images.shape[1:] == (1, 8, 8)
     assert len(tr) + len(te) == 1797 and len(te) == 1797 // 4
     assert tr.images.max() == 16 and tr.input_scale == 1 / 16
+    assert tr.task == "classification" and not tr.is_float_input and tr.labels.dtype == np.int64
+    assert np.array_equal(tr.float_inputs(), tr.images.astype(np.float32) / 16)
     tr2, _ = load_train_test("digits")
     assert np.array_equal(tr.images, tr2.images) and np.array_equal(tr.labels, tr2.labels)
     assert "digits" in DATASETS

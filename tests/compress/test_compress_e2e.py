@@ -39,6 +39,9 @@ def test_end_to_end_digits_saves_loads_and_reports(digits_run, capsys):
     acc = cm.meta["accuracy"]
     assert set(acc) >= {"dense", "pruned", "clustered", "quantized", "integer"}
     assert acc["dense"] > 0.85 and acc["integer"] > 0.8
+    assert cm.meta["task"] == "classification" and cm.model.task == "classification"
+    assert {s: m["accuracy"] for s, m in cm.meta["metrics"].items()} == acc  # the same figures, per stage
+    assert isinstance(cm.meta["notes"], list)
     loaded = mcu_dc.load(path)
     assert loaded.blob == cm.blob and loaded.meta["name"] == "digits_mlp"
     y = simulate(loaded.model, te.images)

@@ -46,12 +46,14 @@ def test_integer_model_is_valid_and_matches_float():
     net = _conv_net()
     data = _data()
     im = to_integer_model(net, data, QuantConfig(), torch.device("cpu"), "toy")
-    assert [type(layer).__name__ for layer in im.layers] == ["Conv2D", "MaxPool2D", "Conv2D", "FC", "FC"]
+    # the max pool is fused into the conv before it (mcu_dc.core.passes.fuse_conv_pool)
+    assert [type(layer).__name__ for layer in im.layers] == ["Conv2D", "Conv2D", "FC", "FC"]
+    assert im.layers[0].pool == (2, 2, 2, 2)
     first = im.layers[0]
     assert first.in_zp == -128 and im.input_scale == 1 / 255
-    assert first.index_bits == 8 and im.layers[3].index_bits == 5
+    assert first.index_bits == 8 and im.layers[2].index_bits == 5
     assert im.layers[0].act_min == -128  # conv without ReLU
-    relu_fc = im.layers[3]
+    relu_fc = im.layers[2]
     assert relu_fc.out_zp == -128 and relu_fc.act_min == relu_fc.out_zp
     for layer in im.layers:
         if isinstance(layer, (ir.Conv2D, ir.FC)):

@@ -77,7 +77,8 @@ def test_reader_refuses_bad_input(tmp_path):
     struct.pack_into("<H", newer, 4, FORMAT_VERSION + 1)
     cases["newer"] = _resign(newer) + data[len(cm.blob) :]
     bad_op = bytearray(cm.blob)
-    bad_op[32] = 99
+    op_off = struct.unpack_from("<I", bad_op, 32)[0]  # the header's op_table_off
+    bad_op[op_off] = 99
     cases["op"] = _resign(bad_op) + data[len(cm.blob) :]
     messages = {}
     for name, bad in cases.items():
@@ -90,7 +91,7 @@ def test_reader_refuses_bad_input(tmp_path):
     assert "truncated" in messages["truncated"]
     assert "CRC" in messages["crc"]
     assert "newer" in messages["newer"] and "upgrade" in messages["newer"]
-    assert "unknown op 99" in messages["op"] and "byte offset 32" in messages["op"]
+    assert "unknown op code 99" in messages["op"] and f"byte offset {op_off}" in messages["op"]
     assert "truncated" in messages["meta-truncated"]
     with pytest.raises(FormatError, match="no such model file"):
         load(tmp_path / "missing.mcudc")
@@ -120,5 +121,5 @@ def test_code_length_limit_too_small_names_the_layer():
     layer = m.layers[0]
     layer.codebook = np.arange(-100, 100, dtype=np.int8)
     layer.assign[:] = np.arange(layer.assign.size).reshape(layer.assign.shape) % 200
-    with pytest.raises(ConfigError, match=r"layer 0 \(fc0\).*maximum code length"):
+    with pytest.raises(ConfigError, match=r"op 0 \(fc0, FC\).*maximum code length"):
         encode_blob(m, max_code_len=4)

@@ -7,8 +7,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from runtime_modelgen import lenet_like
+from runtime_modelgen import lenet_like, residual_net
 
+from mcu_dc.core.ir import InputKind
 from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.deploy import codegen
 from mcu_dc.deploy.hostbuild import HostBuildSettings, compile_program, runtime_dir
@@ -39,6 +40,7 @@ int main(void)
     EXPECT(mcu_dc_model_init(&bad, blob, n - 4) == MCU_DC_ERR_SIZE);
     EXPECT(mcu_dc_arena_size(&bad) == 0 && mcu_dc_input_len(NULL) == 0 && mcu_dc_output_len(&bad) == 0);
     EXPECT(mcu_dc_model_check_crc(&bad) == MCU_DC_ERR_NULL);
+    EXPECT(mcu_dc_input_kind(&bad) == MCU_DC_INPUT_UINT8 && mcu_dc_input_kind(NULL) == MCU_DC_INPUT_UINT8);
     EXPECT(mcu_dc_infer(&bad, in, out, arena, sizeof arena) == MCU_DC_ERR_NULL);
 
     EXPECT(mcu_dc_model_init(&m, blob, n + 0) == MCU_DC_OK);
@@ -47,6 +49,7 @@ int main(void)
     EXPECT(mcu_dc_input_len(&m) == MCU_DC_DEFAULT_INPUT_LEN);
     EXPECT(mcu_dc_output_len(&m) == MCU_DC_DEFAULT_OUTPUT_LEN);
     EXPECT(mcu_dc_model_hash(&m) == MCU_DC_DEFAULT_HASH);
+    EXPECT(mcu_dc_input_kind(&m) == EXPECTED_INPUT_KIND);
     EXPECT(mcu_dc_infer(NULL, in, out, arena, sizeof arena) == MCU_DC_ERR_NULL);
     EXPECT(mcu_dc_infer(&m, NULL, out, arena, sizeof arena) == MCU_DC_ERR_NULL);
     EXPECT(mcu_dc_infer(&m, in, NULL, arena, sizeof arena) == MCU_DC_ERR_NULL);
@@ -66,12 +69,18 @@ int main(void)
 """
 
 
-def test_c_api_argument_checks(tmp_path):
+@pytest.mark.parametrize("which", ["lenet_like", "residual_net_int8"])
+def test_c_api_argument_checks(tmp_path, which):
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
-    cm = CompressedModel(lenet_like(np.random.default_rng(31)))
+    if which == "lenet_like":
+        model = lenet_like(np.random.default_rng(31))
+    else:
+        model = residual_net(np.random.default_rng(31), input_kind=InputKind.INT8)
+    cm = CompressedModel(model)
     codegen.write_model_sources([cm], tmp_path, ["net"])
-    (tmp_path / "main.c").write_text(_MAIN)
+    kind = "MCU_DC_INPUT_INT8" if model.input_kind == InputKind.INT8 else "MCU_DC_INPUT_UINT8"
+    (tmp_path / "main.c").write_text(f"#define EXPECTED_INPUT_KIND {kind}\n" + _MAIN)
     sources = [tmp_path / "main.c", tmp_path / "net_model.c", *codegen.runtime_sources()]
     settings = HostBuildSettings(sanitize=True, opt="-O1")
     prog = compile_program(sources, [tmp_path, runtime_dir()], tmp_path / "api", settings)
@@ -80,5 +89,7 @@ def test_c_api_argument_checks(tmp_path):
     assert proc.returncode == 0 and not failures, (failures, proc.stderr.decode())
     from mcu_dc.core.simulator import simulate
 
-    x = (np.arange(cm.model.input_len) * 13 % 256).astype(np.uint8)
+    x = (np.arange(cm.model.input_len) * 13 % 256).astype(np.uint8)  # the bytes main.c feeds
+    if model.input_kind == InputKind.INT8:
+        x = x.view(np.int8)  # an INT8-input model reads them as int8 values
     assert np.frombuffer(proc.stdout, np.int8).tolist() == simulate(cm, x)[0].tolist()

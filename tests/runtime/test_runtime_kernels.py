@@ -2,7 +2,9 @@
 
 One sanitized host runner (compiled once per session) loads each generated blob at run
 time; both the fast kernels and their reference twins (``--ref``) must reproduce the
-simulator's int8 outputs exactly, including the extreme inputs that saturate.
+simulator's int8 outputs exactly, including the extreme inputs that saturate. Random
+graphs (:func:`mcu_dc.core.random_models.random_graph`, drawing every registered op)
+and the committed format-version-1 models (bench/results/*.mcudc) are checked the same way.
 """
 
 from __future__ import annotations
@@ -16,51 +18,77 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from runtime_modelgen import (
     WeightSpec,
+    add_op,
+    avgpool_op,
+    conv_layer,
+    depthwise_layer,
     fc_layer,
     lenet_like,
+    mnist_like,
+    model_inputs,
     plans,
     random_model,
+    residual_net,
     shapes,
     weight_specs,
+    wire,
     with_encoding,
 )
 
-from mcu_dc.core.ir import Encoding, IntegerModel, MaxPool2D
-from mcu_dc.core.model_file import CompressedModel
-from mcu_dc.core.simulator import simulate
+from mcu_dc.core.blob import encode_blob
+from mcu_dc.core.ir import Encoding, InputKind, IntegerModel, MaxPool2D
+from mcu_dc.core.model_file import CompressedModel, load
+from mcu_dc.core.ops import REGISTRY
+from mcu_dc.core.random_models import random_graph
+from mcu_dc.core.simulator import device_input, simulate
 from mcu_dc.deploy.hostbuild import run_blob
 
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 N_EXAMPLES = int(os.environ.get("MCU_DC_HYPO_EXAMPLES", "60"))  # raise it for a longer search
+N_GRAPHS = int(os.environ.get("MCU_DC_HYPO_GRAPHS", "200"))
 _FIXTURES_OK = [HealthCheck.function_scoped_fixture]  # tmp_path is overwritten per example
 HYPO = settings(max_examples=N_EXAMPLES, deadline=None, suppress_health_check=_FIXTURES_OK)
 
 
 def _inputs(model: IntegerModel, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, size=(n, model.input_len), dtype=np.uint8)
-    extremes = np.stack([np.zeros(model.input_len, np.uint8), np.full(model.input_len, 255, np.uint8)])
-    return np.concatenate([extremes, x])
+    return model_inputs(model, n, seed)
 
 
-def _check(runner: Path, tmp: Path, model: IntegerModel, n: int = 12, seed: int = 0, lut_bits: int = 6,
-           max_code_len: int = 12) -> np.ndarray:
+def _check(
+    runner: Path,
+    tmp: Path,
+    model: IntegerModel,
+    n: int = 12,
+    seed: int = 0,
+    lut_bits: int = 6,
+    max_code_len: int = 12,
+    x: np.ndarray | None = None,
+) -> np.ndarray:
+    """Encode ``model``, run it in the C runtime (fast and reference kernels); both equal the simulator."""
     cm = CompressedModel(model, lut_bits=lut_bits, max_code_len=max_code_len)
     path = tmp / "m.bin"
     path.write_bytes(cm.blob)
-    x = _inputs(model, n, seed)
+    x = _inputs(model, n, seed) if x is None else x
     want = simulate(model, x)
     assert np.array_equal(simulate(cm.model, x), want)  # the blob round trip changes nothing
-    got = run_blob(runner, path, x, model.output_len)
+    dev = device_input(model, x)  # raw bytes; for an INT8-input model the int8 values as bytes
+    got = run_blob(runner, path, dev, model.output_len)
     assert got.dtype == np.int8 and got.shape == want.shape
     assert np.array_equal(got, want)
-    got_ref = run_blob(runner, path, x, model.output_len, ref=True)
+    got_ref = run_blob(runner, path, dev, model.output_len, ref=True)
     assert np.array_equal(got_ref, want)
     return want
 
 
 @HYPO
-@given(seed=st.integers(0, 2**32 - 1), spec=weight_specs(), shape=shapes(), plan=plans(),
-       lut_bits=st.sampled_from([0, 1, 4, 6, 8, 12]), max_code_len=st.sampled_from([9, 12, 15]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    spec=weight_specs(),
+    shape=shapes(),
+    plan=plans(),
+    lut_bits=st.sampled_from([0, 1, 4, 6, 8, 12]),
+    max_code_len=st.sampled_from([9, 12, 15]),
+)
 def test_random_models_match_simulator(runner, tmp_path, seed, spec, shape, plan, lut_bits, max_code_len):
     model = random_model(seed, spec, shape, plan)
     _check(runner, tmp_path, model, seed=seed, lut_bits=lut_bits, max_code_len=max_code_len)
@@ -139,3 +167,146 @@ def test_one_by_one_shapes(runner, tmp_path):
     f = fc_layer(rng, p.out_shape, 1, spec, c.out_zp)
     model = IntegerModel([c, p, f], (1, 1, 1), 1 / 255, 1.0, f.out_zp)
     _check(runner, tmp_path, model)
+
+
+# ----------------------------------------------------------------------------- graphs
+
+
+@settings(max_examples=N_GRAPHS, deadline=None, suppress_health_check=_FIXTURES_OK)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    lut_bits=st.sampled_from([0, 1, 4, 6, 8, 12]),
+    max_code_len=st.sampled_from([9, 12, 15]),
+)
+def test_random_graphs_match_simulator(runner, tmp_path, seed, lut_bits, max_code_len):
+    """Residual adds, depthwise, strides, asymmetric padding, pools, fused pools, int8 and uint8 inputs."""
+    model = random_graph(seed)
+    _check(runner, tmp_path, model, n=6, seed=seed, lut_bits=lut_bits, max_code_len=max_code_len)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=_FIXTURES_OK)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_graph_encodings_agree(runner, tmp_path, seed):
+    model = random_graph(seed, encoding=Encoding.HUFFMAN_SPARSE)
+    a = _check(runner, tmp_path, model, n=4, seed=seed)
+    b = _check(runner, tmp_path, with_encoding(model, Encoding.DENSE_INT8), n=4, seed=seed)
+    assert np.array_equal(a, b)
+
+
+def test_random_graphs_cover_every_registered_op():
+    seen: set = set()
+    kinds: set = set()
+    for seed in range(200):
+        model = random_graph(seed)
+        seen |= {op.op for op in model.layers}
+        kinds.add(model.input_kind)
+    assert seen == set(REGISTRY)
+    assert kinds == {InputKind.UINT8, InputKind.INT8}
+
+
+@pytest.mark.parametrize("kind", [InputKind.UINT8, InputKind.INT8])
+@pytest.mark.parametrize("encoding", [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8])
+def test_residual_net_every_op(runner, runner_o2, tmp_path, kind, encoding):
+    model = with_encoding(residual_net(np.random.default_rng(12), input_kind=kind), encoding)
+    want = _check(runner, tmp_path, model, n=40)
+    x = _inputs(model, 40, 0)
+    assert np.array_equal(
+        run_blob(runner_o2, tmp_path / "m.bin", device_input(model, x), model.output_len), want
+    )
+
+
+@pytest.mark.parametrize("mult", [1, 2, 3])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 3)])
+def test_depthwise_multipliers_padding_and_fused_pool(runner, tmp_path, mult, stride):
+    rng = np.random.default_rng(mult * 7 + stride[0])
+    for pool in (None, (2, 2, 2, 1)):
+        for enc in (Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8):
+            spec = WeightSpec(density=0.6, k=5, index_bits=3, encoding=enc)
+            dw = depthwise_layer(rng, (3, 9, 7), mult, (3, 2), stride, (2, 0), spec, -128, padding_end=(0, 1),
+                                 pool=pool)  # fmt: skip
+            fc = fc_layer(rng, dw.out_shape, 5, spec, dw.out_zp)
+            model = IntegerModel([dw, fc], (3, 9, 7), 1 / 255, 1.0, fc.out_zp)
+            _check(runner, tmp_path, model, n=10)
+
+
+@pytest.mark.parametrize("pool", [(2, 2, 2, 2), (3, 1, 1, 2), (1, 1, 1, 1)])
+def test_conv_fused_pool_equals_conv_then_maxpool(runner, tmp_path, pool):
+    """The fused pool (int32 accumulators pooled, then requantized) equals pooling the requantized outputs."""
+    rng = np.random.default_rng(sum(pool))
+    spec = WeightSpec(density=0.5, k=8, index_bits=4, scale=30.0)  # saturating: ties at act bounds
+    c = conv_layer(rng, (2, 10, 9), 3, (3, 3), (1, 1), (1, 1), spec, -128)
+    c.padding_end = (2, 0)
+    p = MaxPool2D("p", c.out_shape, pool[:2], pool[2:], c.out_zp)
+    unfused = IntegerModel([c, p], (2, 10, 9), 1 / 255, 1.0, c.out_zp)
+    want = _check(runner, tmp_path, unfused, n=20)
+    from mcu_dc.core.passes import fuse_conv_pool
+
+    fused = fuse_conv_pool(unfused)
+    assert len(fused.layers) == 1 and fused.layers[0].pool == pool
+    assert np.array_equal(_check(runner, tmp_path, fused, n=20), want)
+    if pool != (1, 1, 1, 1):
+        assert fused.arena_bytes() < unfused.arena_bytes()  # the full conv output is never stored
+
+
+def test_avgpool_global_and_padded(runner, tmp_path):
+    rng = np.random.default_rng(21)
+    spec = WeightSpec(density=0.7, k=16)
+    c = conv_layer(rng, (1, 7, 5), 3, (3, 3), (1, 1), (1, 1), spec, -128)
+    wire(c, (0,), 1)
+    a1 = wire(avgpool_op(rng, c.out_shape, (3, 2), (2, 3), (1, 0), c.out_zp, padding_end=(2, 1)), (1,), 2)
+    a2 = wire(avgpool_op(rng, a1.out_shape, a1.out_shape[1:], (1, 1), (0, 0), a1.out_zp), (2,), 3)  # global
+    model = IntegerModel([c, a1, a2], (1, 7, 5), 1 / 255, 1.0, a2.out_zp, input_tensor=0, output_tensor=3)
+    assert model.output_shape == (3, 1, 1)
+    _check(runner, tmp_path, model, n=30)
+
+
+def test_add_of_two_branches_with_different_scales(runner, tmp_path):
+    """y = conv_a(x) + conv_b(x): two zero points, two multipliers, one shift; also x + x."""
+    rng = np.random.default_rng(5)
+    spec = WeightSpec(density=0.8, k=32)
+    ca = wire(conv_layer(rng, (2, 6, 6), 3, (3, 3), (1, 1), (1, 1), spec, 7, "a"), (0,), 1)
+    cb = wire(conv_layer(rng, (2, 6, 6), 3, (1, 1), (1, 1), (0, 0), spec, 7, "b"), (0,), 2)
+    add = wire(add_op(rng, (3, 6, 6), ca.out_zp, cb.out_zp, scales=(1.7, 0.05)), (1, 2), 3)
+    twice = wire(add_op(rng, (3, 6, 6), add.out_zp, add.out_zp, "twice", scales=(0.5, 0.5)), (3, 3), 4)
+    model = IntegerModel([ca, cb, add, twice], (2, 6, 6), 0.1, 1.0, twice.out_zp, input_kind=InputKind.INT8,
+                         input_zp=7, input_tensor=0, output_tensor=4)  # fmt: skip
+    _check(runner, tmp_path, model, n=30)
+
+
+def test_int8_input_extremes(runner, tmp_path):
+    rng = np.random.default_rng(6)
+    fc = fc_layer(rng, (1, 1, 12), 4, WeightSpec(density=1.0, k=3), -3)
+    model = IntegerModel([fc], (1, 1, 12), 0.5, 1.0, fc.out_zp, input_kind=InputKind.INT8, input_zp=-3)
+    x = np.stack([np.full(12, -128, np.int8), np.full(12, 127, np.int8), np.arange(-6, 6, dtype=np.int8)])
+    _check(runner, tmp_path, model, x=x)
+    floats = np.linspace(-100.0, 100.0, 36).reshape(3, 12)  # float features: quantized by the model
+    _check(runner, tmp_path, model, x=floats)
+
+
+# ----------------------------------------------------------------------------- format version 1
+
+
+def _v1_fixtures() -> list[Path]:
+    return sorted(RESULTS.glob("*.mcudc"))
+
+
+@pytest.mark.parametrize("path", _v1_fixtures(), ids=lambda p: p.name)
+def test_v1_fixtures_bit_exact(runner, tmp_path, path):
+    """The committed version-1 models keep validating and running bit-exactly (300 MNIST-like images),
+    and the same model written as version 2 (a planned arena) gives the same outputs."""
+    cm = load(path)
+    assert cm.blob[4:6] == b"\x01\x00", "bench/results fixtures are format version 1"
+    x = np.concatenate([mnist_like(298, 0, side=int(np.sqrt(cm.model.input_len))), _inputs(cm.model, 0, 0)])
+    want = simulate(cm.model, x)
+    v1 = tmp_path / "v1.bin"
+    v1.write_bytes(cm.blob)
+    for ref in (False, True):
+        assert np.array_equal(run_blob(runner, v1, x, cm.model.output_len, ref=ref), want), (path.name, ref)
+    v2 = tmp_path / "v2.bin"
+    v2.write_bytes(encode_blob(cm.model))
+    for ref in (False, True):
+        assert np.array_equal(run_blob(runner, v2, x, cm.model.output_len, ref=ref), want), (path.name, ref)
+
+
+def test_v1_fixtures_exist():
+    assert len(_v1_fixtures()) >= 2

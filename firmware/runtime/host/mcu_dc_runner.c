@@ -5,7 +5,9 @@
  *
  *   mcu_dc_runner [--ref] [--no-crc] [--arena-bytes N] [--info] MODEL_FILE < inputs > outputs
  *
- * stdin: input_len bytes per input, until EOF; stdout: output_len int8 bytes per input.
+ * stdin: input_len bytes per input, until EOF (raw bytes for a UINT8-input model; the int8
+ * values as bytes for an INT8-input model: mcu_dc.core.simulator.device_input gives them);
+ * stdout: output_len int8 bytes per input. --info prints the model's sizes as JSON.
  * Exit codes: 0 ok; 1 I/O or usage error; 3 a runtime status error (stderr names it as
  * "status=N NAME"); 4 stdin ended inside an input.
  */
@@ -93,9 +95,10 @@ int main(int argc, char **argv)
     out_len = mcu_dc_output_len(&m);
     arena_bytes = arena_override >= 0 ? (uint32_t)arena_override : mcu_dc_arena_size(&m);
     if (info) {
-        printf("{\"input_len\": %lu, \"output_len\": %lu, \"arena_bytes\": %lu, \"hash\": %lu}\n",
+        printf("{\"input_len\": %lu, \"output_len\": %lu, \"arena_bytes\": %lu, \"hash\": %lu, "
+               "\"input_kind\": %d, \"format_version\": %lu}\n",
                (unsigned long)in_len, (unsigned long)out_len, (unsigned long)mcu_dc_arena_size(&m),
-               (unsigned long)mcu_dc_model_hash(&m));
+               (unsigned long)mcu_dc_model_hash(&m), (int)mcu_dc_input_kind(&m), (unsigned long)m.version);
         free(blob);
         return 0;
     }

@@ -1,0 +1,141 @@
+/*
+ * The weight encodings behind one interface (docs/format.md, "Weights"):
+ *   mcu_dc_wreader_*         yields the kept weights of a weight op as (row, col, w) in
+ *                            row-major order, from DENSE_INT8 bytes or from the two
+ *                            HUFFMAN_SPARSE streams (bit-serial reference decode, or the
+ *                            LUT decoder with fast != 0);
+ *   mcu_dc_weights_validate  the checks every weight op (CONV2D, DEPTHWISE_CONV2D, FC)
+ *                            shares: encoding, sizes, requantization, sections, tables.
+ * A new encoding is one more case here; the ops' reference kernels need no change.
+ */
+#include "mcu_dc_internal.h"
+
+void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
+{
+    r->n = n;
+    r->fast = fast ? 1u : 0u;
+    r->row = 0u;
+    r->col = 0u;
+    r->pos_s = 0u;
+    r->pos_r = 0u;
+    r->dense = 0;
+    if (n->encoding == MCU_DC_ENC_DENSE_INT8) {
+        r->dense = (const int8_t *)(const void *)n->weights;
+        r->left = n->rows * n->fan_in; /* validated: < 2^31 */
+        return;
+    }
+    r->left = n->n_entries;
+    if (r->left > 0u) {
+        mcu_dc_huff_view(n->weights, &r->hs);
+        mcu_dc_huff_view(n->index, &r->hr);
+        if (r->fast) {
+            mcu_dc_bitreader_init(&r->bs, &r->hs);
+            mcu_dc_bitreader_init(&r->br, &r->hr);
+        }
+    }
+}
+
+/* The next Huffman entry's (run, symbol) with the chosen decoder; 0, or -1 if corrupt. */
+static int huff_entry(mcu_dc_wreader_t *r, uint32_t *run, uint32_t *sym)
+{
+    if (r->fast) {
+        uint32_t a, b;
+        MCU_DC_HUFF_NEXT(a, r->br, &r->hr, corrupt);
+        MCU_DC_HUFF_NEXT(b, r->bs, &r->hs, corrupt);
+        *run = a;
+        *sym = b;
+        return 0;
+    } else {
+        int32_t a = mcu_dc_huff_decode_ref(&r->hr, &r->pos_r);
+        int32_t b = mcu_dc_huff_decode_ref(&r->hs, &r->pos_s);
+        if (a < 0 || b < 0) return -1;
+        *run = (uint32_t)a;
+        *sym = (uint32_t)b;
+        return 0;
+    }
+corrupt:
+    return -1;
+}
+
+int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w)
+{
+    const mcu_dc_node_t *n = r->n;
+    const uint32_t fan_in = n->fan_in;
+    if (r->dense != 0) {
+        while (r->left > 0u) {
+            const int32_t v = *r->dense++;
+            const uint32_t c = r->col, rw = r->row;
+            r->left--;
+            if (++r->col == fan_in) {
+                r->col = 0u;
+                r->row++;
+            }
+            if (v != 0) {
+                *row = rw;
+                *col = c;
+                *w = v;
+                return 1;
+            }
+        }
+        return 0;
+    }
+    while (r->left > 0u) {
+        uint32_t run, sym;
+        r->left--;
+        if (huff_entry(r, &run, &sym) != 0) return -1;
+        r->col += run; /* run zeros skipped (run <= 255) */
+        while (r->col >= fan_in) {
+            r->col -= fan_in;
+            r->row++;
+        }
+        if (r->row >= n->rows) return -1;
+        *row = r->row;
+        *col = r->col;
+        r->col++; /* the next entry starts after this one */
+        if (sym < n->codebook_len) { /* sym == codebook_len is the filler: a position, no weight */
+            *w = n->codebook[sym];
+            return 1;
+        }
+    }
+    if (r->fast && n->n_entries > 0u &&
+        (mcu_dc_bitreader_used(&r->br, &r->hr) > r->hr.n_bits || mcu_dc_bitreader_used(&r->bs, &r->hs) > r->hs.n_bits)) {
+        return -1;
+    }
+    return 0;
+}
+
+mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t bb)
+{
+    const uint64_t total = (uint64_t)n->rows * n->fan_in;
+    mcu_dc_status_t st;
+    if (n->encoding != MCU_DC_ENC_DENSE_INT8 && n->encoding != MCU_DC_ENC_HUFFMAN_SPARSE) {
+        return MCU_DC_ERR_UNKNOWN_ENCODING;
+    }
+    if (n->rows == 0u || n->fan_in == 0u || total > 0x7FFFFFFFu) return MCU_DC_ERR_SHAPE;
+    if (n->shift < 1u || n->shift > 62u || n->multiplier < 0) return MCU_DC_ERR_PARAM;
+    if (n->act_min > n->act_max) return MCU_DC_ERR_PARAM;
+    if (!mcu_dc_section_ok(n->bias_off, 4u * (uint64_t)n->rows, bb)) return MCU_DC_ERR_OFFSET;
+    if (n->encoding == MCU_DC_ENC_DENSE_INT8) {
+        if (n->n_entries != total) return MCU_DC_ERR_PARAM;
+        if (!mcu_dc_section_ok(n->weights_off, total, bb)) return MCU_DC_ERR_OFFSET;
+        return MCU_DC_OK;
+    }
+    {
+        mcu_dc_huff_t hs, hr;
+        if (n->codebook_len < 1u || n->codebook_len > MCU_DC_MAX_CODEBOOK) return MCU_DC_ERR_PARAM;
+        if (n->index_bits < 1u || n->index_bits > MCU_DC_MAX_INDEX_BITS) return MCU_DC_ERR_PARAM;
+        if (n->n_entries > total) return MCU_DC_ERR_PARAM;
+        if (!mcu_dc_section_ok(n->codebook_off, n->codebook_len, bb)) return MCU_DC_ERR_OFFSET;
+        if (n->n_entries > 0u || n->weights_off != 0u) {
+            st = mcu_dc_huff_parse(blob, bb, n->weights_off, n->codebook_len + 1u, &hs);
+            if (st != MCU_DC_OK) return st;
+            if (n->n_entries > 0u && hs.n_symbols == 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
+        }
+        if (n->n_entries > 0u || n->index_off != 0u) {
+            st = mcu_dc_huff_parse(blob, bb, n->index_off, 1u << n->index_bits, &hr);
+            if (st != MCU_DC_OK) return st;
+            if (n->n_entries > 0u && hr.n_symbols == 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
+        }
+    }
+    return MCU_DC_OK;
+}

@@ -1,0 +1,191 @@
+"""CONV2D: a standard convolution (groups = 1), any stride, zero padding (asymmetric
+allowed), fused activation bounds and an optional fused max pool.
+
+Weights are ``W[out_c][in_c*kh*kw]`` (torch's layout flattened). With ``pool`` set, the
+op writes the max-pooled output and never stores the full conv output: the device keeps
+one conv output channel of int32 accumulators in its scratch, pools it, requantizes.
+Requantization and the clamp are monotone, so pooling before or after them is equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mcu_dc.core.ops import weights as wt
+from mcu_dc.core.ops.base import (
+    IO,
+    OpSpec,
+    PackOptions,
+    SectionReader,
+    SectionWriter,
+    Shape,
+    check_geometry,
+    check_shape,
+    conv_out_hw,
+    maxpool,
+    pads4,
+    register,
+    windows,
+)  # fmt: skip
+from mcu_dc.core.qmath import Encoding, Op, Requant
+from mcu_dc.errors import ConfigError
+
+
+class ConvGeometry:
+    """Output shapes of a conv-like op from ``in_shape``, ``kernel``, ``stride``, the pads, the
+    optional fused max ``pool`` and the op's ``out_channels`` (shared by CONV2D and DEPTHWISE_CONV2D)."""
+
+    in_shape: Shape
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    padding_end: tuple[int, int] | None
+    pool: tuple[int, int, int, int] | None
+    out_channels: int
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        return pads4(self.padding, self.padding_end)
+
+    @property
+    def conv_shape(self) -> Shape:
+        """The convolution's output before the fused pool."""
+        _, h, w = self.in_shape
+        oh, ow = conv_out_hw(h, w, self.kernel, self.stride, self.pads)
+        return (self.out_channels, oh, ow)
+
+    @property
+    def out_shape(self) -> Shape:
+        return pooled(self.conv_shape, self.pool)
+
+
+@dataclass
+class Conv2D(ConvGeometry):
+    name: str
+    in_shape: Shape  # (C, H, W)
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]  # (top, left); bottom/right too unless padding_end is set
+    codebook: np.ndarray  # int8 (k,)
+    assign: np.ndarray  # int16 (out_c, in_c*kh*kw); -1 = pruned
+    bias: np.ndarray  # int32 (out_c,)
+    requant: Requant
+    in_zp: int
+    out_zp: int
+    act_min: int = -128
+    act_max: int = 127
+    encoding: Encoding = Encoding.HUFFMAN_SPARSE
+    index_bits: int = 8  # relative-index width (paper: 8 for conv)
+    op: Op = field(default=Op.CONV2D, init=False)
+    padding_end: tuple[int, int] | None = None  # (bottom, right) when asymmetric
+    pool: tuple[int, int, int, int] | None = None  # fused max pool (kh, kw, sh, sw)
+    inputs: tuple[int, ...] = ()
+    output: int = -1
+
+    @property
+    def rows(self) -> int:
+        return self.out_channels
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_shape[0] * self.kernel[0] * self.kernel[1]
+
+
+def pooled(shape: Shape, pool: tuple[int, int, int, int] | None) -> Shape:
+    if pool is None:
+        return shape
+    c, h, w = shape
+    kh, kw, sh, sw = pool
+    return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
+
+
+def check_conv_geometry(op: Any, where: str) -> None:
+    check_shape(where, tuple(op.in_shape))
+    kh, kw = op.kernel
+    sh, sw = op.stride
+    if kh < 1 or kw < 1 or kh > 0xFFFF or kw > 0xFFFF or sh < 1 or sw < 1:
+        raise ConfigError(f"{where}: kernel {op.kernel} and stride {op.stride} must be positive")
+    pt, pl, pb, pr = op.pads
+    check_geometry(where, stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr)
+    if min(op.conv_shape) <= 0:
+        raise ConfigError(
+            f"{where}: input {tuple(op.in_shape)} is smaller than the kernel {op.kernel} with its padding"
+        )
+    if op.pool is not None:
+        pkh, pkw, psh, psw = op.pool
+        check_geometry(where, pool_kh=pkh, pool_kw=pkw, pool_sh=psh, pool_sw=psw)
+        if min(op.pool) < 1 or min(op.out_shape) <= 0:
+            raise ConfigError(f"{where}: fused pool {op.pool} does not fit the conv output {op.conv_shape}")
+    check_shape(where, tuple(op.out_shape))
+
+
+def geometry_fields(op: Any) -> dict[str, int]:
+    pt, pl, pb, pr = op.pads
+    f = dict(
+        kernel_h=op.kernel[0], kernel_w=op.kernel[1], stride_h=op.stride[0], stride_w=op.stride[1],
+        pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr,
+    )  # fmt: skip
+    if op.pool is not None:
+        f.update(pool_kh=op.pool[0], pool_kw=op.pool[1], pool_sh=op.pool[2], pool_sw=op.pool[3])
+    return f
+
+
+def geometry_from(f: dict[str, Any]) -> dict[str, Any]:
+    pool = None
+    if f["pool_kh"]:
+        pool = (f["pool_kh"], f["pool_kw"], f["pool_sh"], f["pool_sw"])
+    return dict(
+        kernel=(f["kernel_h"], f["kernel_w"]), stride=(f["stride_h"], f["stride_w"]),
+        padding=(f["pad_top"], f["pad_left"]), padding_end=(f["pad_bottom"], f["pad_right"]), pool=pool,
+    )  # fmt: skip
+
+
+class Conv2DSpec(OpSpec):
+    code = Op.CONV2D
+    ir_type = Conv2D
+    has_weights = True
+
+    def out_shape(self, op: Conv2D) -> Shape:
+        return op.out_shape
+
+    def scratch_bytes(self, op: Conv2D) -> int:
+        _, oh, ow = op.conv_shape
+        return 4 * oh * ow  # one output channel of int32 accumulators
+
+    def macs(self, op: Conv2D) -> int:
+        _, oh, ow = op.conv_shape
+        return int((np.asarray(op.assign) >= 0).sum()) * oh * ow
+
+    def check(self, op: Conv2D, where: str) -> None:
+        check_conv_geometry(op, where)
+        wt.check_weights(op, op.out_channels, op.fan_in, where)
+
+    def simulate(self, op: Conv2D, xs: list[np.ndarray]) -> np.ndarray:
+        x = xs[0]
+        n = x.shape[0]
+        oc, oh, ow = op.conv_shape
+        win = windows(x - int(op.in_zp), op.kernel, op.stride, op.pads)  # (N, C, oh, ow, kh, kw)
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+        y = wt.requant_out(op, wt.accumulate(op, cols))
+        y = y.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
+        return y if op.pool is None else maxpool(y, op.pool[:2], op.pool[2:])
+
+    def pack(self, op: Conv2D, w: SectionWriter, opts: PackOptions) -> tuple[dict[str, int], Any]:
+        lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
+        f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay, op.name)
+        f.update(geometry_fields(op))
+        return f, lay
+
+    def unpack(self, f: dict[str, Any], r: SectionReader, name: str, io: IO) -> Conv2D:
+        oc = io.out_shape[0]  # out_c is the output tensor's channel count
+        g = geometry_from(f)
+        fan_in = io.in_shapes[0][0] * g["kernel"][0] * g["kernel"][1]
+        common = wt.unpack_weights(f, r, oc, fan_in, name)
+        return Conv2D(name, io.in_shapes[0], oc, in_zp=io.in_zps[0], out_zp=io.out_zp, **g, **common)
+
+
+register(Conv2DSpec())

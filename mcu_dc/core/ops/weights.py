@@ -1,0 +1,265 @@
+"""What every weight op (conv, depthwise conv, FC) shares: the weight fields of the IR,
+their checks, the product with the weights, and packing to and from the blob.
+
+A weight op stores ``W[rows][fan_in]`` as a per-op int8 codebook plus an assignment
+matrix (codebook index, -1 = pruned), an int32 bias per row, and the requantization of
+its accumulators. The encodings (docs/format.md) are DENSE_INT8 and HUFFMAN_SPARSE; the
+kernels on the device read either through one weight-reader interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mcu_dc.core import huffman
+from mcu_dc.core.layout import HUFF
+from mcu_dc.core.ops.base import PackOptions, SectionReader, SectionWriter
+from mcu_dc.core.qmath import MAX_CODEBOOK, MAX_INDEX_BITS, Encoding, Requant, check_int8
+from mcu_dc.core.sparse import decode_relative, encode_relative
+from mcu_dc.errors import ConfigError, FormatError
+
+STREAM_SLACK_BYTES = 4
+
+
+def align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def pad4(b: bytes) -> bytes:
+    return b + bytes(align4(len(b)) - len(b))
+
+
+@dataclass
+class StreamLayout:
+    """What one Huffman section holds, for byte accounting."""
+
+    n_symbols: int = 0
+    n_bits: int = 0
+    max_len: int = 0
+    lut_bits: int = 0
+    table_bytes: int = 0  # section header + counts + symbols + padding
+    lut_bytes: int = 0  # lookup table + padding
+    data_bytes: int = 0  # coded data + padding + slack
+
+    @property
+    def total(self) -> int:
+        return self.table_bytes + self.lut_bytes + self.data_bytes
+
+
+@dataclass
+class LayerLayout:
+    """Bytes an op takes in the blob, by part; ``total`` sums them."""
+
+    index: int
+    op: str
+    encoding: str
+    rows: int = 0
+    fan_in: int = 0
+    kept: int = 0
+    n_entries: int = 0
+    fillers: int = 0
+    codebook_len: int = 0
+    index_bits: int = 0
+    descriptor: int = 0
+    codebook: int = 0
+    bias: int = 0
+    weights: int = 0
+    index_stream: int = 0
+    weight_stream: StreamLayout = field(default_factory=StreamLayout)
+    relative_index_stream: StreamLayout = field(default_factory=StreamLayout)
+
+    @property
+    def total(self) -> int:
+        return self.descriptor + self.codebook + self.bias + self.weights + self.index_stream
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, StreamLayout)}
+        d["weight_stream"] = {**self.weight_stream.__dict__, "total": self.weight_stream.total}
+        d["relative_index_stream"] = {
+            **self.relative_index_stream.__dict__,
+            "total": self.relative_index_stream.total,
+        }
+        d["total"] = self.total
+        return d
+
+
+def dense_weights(op: Any) -> np.ndarray:
+    """The int8 weight matrix ``(rows, fan_in)`` a weight op's codebook and assignment stand for."""
+    cb = np.asarray(op.codebook, dtype=np.int32)
+    a = np.asarray(op.assign)
+    if cb.size == 0:
+        return np.zeros(a.shape, dtype=np.int8)
+    w = np.where(a >= 0, cb[np.clip(a, 0, None)], 0)
+    return w.astype(np.int8)
+
+
+def check_weights(op: Any, rows: int, fan_in: int, where: str) -> None:
+    k = len(op.codebook)
+    if op.encoding == Encoding.HUFFMAN_SPARSE:
+        if not 1 <= k <= MAX_CODEBOOK:
+            raise ConfigError(f"{where}: codebook has {k} entries; it must have 1..{MAX_CODEBOOK}")
+        if not 1 <= int(op.index_bits) <= MAX_INDEX_BITS:
+            raise ConfigError(f"{where}: relative-index width {op.index_bits} is outside 1..{MAX_INDEX_BITS}")
+    elif op.encoding != Encoding.DENSE_INT8:
+        raise ConfigError(f"{where}: weight encoding {op.encoding!r} is not one a weight op can use")
+    cb = np.asarray(op.codebook, dtype=np.int64)
+    if cb.size and (cb.min() < -128 or cb.max() > 127):
+        raise ConfigError(f"{where}: codebook entries must be int8")
+    a = np.asarray(op.assign)
+    if a.shape != (rows, fan_in):
+        raise ConfigError(f"{where}: assignment matrix is {a.shape}, expected {(rows, fan_in)}")
+    if a.size and (a.max() >= max(k, 1) or a.min() < -1):
+        raise ConfigError(f"{where}: assignment indices must be -1 (pruned) or 0..{k - 1}")
+    bias = np.asarray(op.bias, dtype=np.int64)
+    if bias.shape != (rows,):
+        raise ConfigError(f"{where}: bias has shape {bias.shape}, expected {(rows,)}")
+    if bias.size and (bias.min() < -(2**31) or bias.max() >= 2**31):
+        raise ConfigError(f"{where}: a bias does not fit int32")
+    check_int8(where, in_zp=op.in_zp, out_zp=op.out_zp, act_min=op.act_min, act_max=op.act_max)
+    if op.act_min > op.act_max:
+        raise ConfigError(f"{where}: act_min {op.act_min} > act_max {op.act_max}")
+
+
+def accumulate(op: Any, cols: np.ndarray) -> np.ndarray:
+    """int32 accumulators ``bias + cols @ W.T`` for im2col rows ``cols`` (M, fan_in) of ``x - in_zp``."""
+    from mcu_dc.core.qmath import int_matmul, wrap_int32
+
+    w = dense_weights(op).astype(np.int64)
+    acc = int_matmul(np.ascontiguousarray(cols), w.T) + np.asarray(op.bias, dtype=np.int64)[None, :]
+    return wrap_int32(acc)
+
+
+def requant_out(op: Any, acc: np.ndarray) -> np.ndarray:
+    from mcu_dc.core.qmath import clamp_out, round_shift
+
+    return clamp_out(
+        round_shift(acc, op.requant.multiplier, op.requant.shift), op.out_zp, op.act_min, op.act_max
+    )
+
+
+def _huffman_section(
+    symbols: np.ndarray, alphabet: int, opts: PackOptions, where: str
+) -> tuple[bytes, StreamLayout]:
+    try:
+        table = huffman.build_table(symbols, alphabet, opts.max_code_len)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    max_len = table.max_len
+    k = min(opts.lut_bits, max_len)
+    data, n_bits = huffman.encode(symbols, table)
+    counts = table.counts.astype("<u2")
+    syms = table.symbols.astype("<u2")
+    head = pad4(HUFF.struct.pack(max_len, k, len(syms), n_bits) + counts.tobytes() + syms.tobytes())
+    lut = pad4(table.lut(k).astype("<u2").tobytes()) if k else b""
+    payload = data + bytes(align4(len(data)) - len(data) + STREAM_SLACK_BYTES)
+    layout = StreamLayout(
+        n_symbols=len(syms), n_bits=n_bits, max_len=max_len, lut_bits=k,
+        table_bytes=len(head), lut_bytes=len(lut), data_bytes=len(payload),
+    )  # fmt: skip
+    return head + lut + payload, layout
+
+
+def pack_weights(
+    op: Any, rows: int, fan_in: int, w: SectionWriter, opts: PackOptions, lay: Any, where: str
+) -> dict[str, int]:
+    """Write codebook, bias and weight sections; fill ``lay`` (a LayerLayout); return descriptor fields."""
+    enc = Encoding(op.encoding)
+    f: dict[str, int] = {"encoding": int(enc), "shift": op.requant.shift, "multiplier": op.requant.multiplier}
+    f["act_min"], f["act_max"] = int(op.act_min), int(op.act_max)
+    lay.encoding = enc.name
+    lay.rows, lay.fan_in = rows, fan_in
+    lay.kept = int((np.asarray(op.assign) >= 0).sum())
+    if enc == Encoding.HUFFMAN_SPARSE:
+        k = len(op.codebook)
+        cb_off = w.put(np.asarray(op.codebook, dtype=np.int64).astype(np.int8).tobytes())
+        lay.codebook = align4(k)
+        r, s = encode_relative(op.assign, int(op.index_bits), k)
+        f.update(codebook_off=cb_off, codebook_len=k, index_bits=int(op.index_bits), n_entries=len(r))
+        lay.n_entries, lay.fillers = len(r), int((s == k).sum())
+        lay.codebook_len, lay.index_bits = k, int(op.index_bits)
+    else:
+        f["n_entries"] = rows * fan_in
+    bias = np.asarray(op.bias, dtype=np.int64).astype("<i4").tobytes()
+    f["bias_off"] = w.put(bias)
+    lay.bias = align4(len(bias))
+    if enc == Encoding.HUFFMAN_SPARSE:
+        sec, lay.weight_stream = _huffman_section(s, k + 1, opts, "weight stream")
+        f["weights_off"] = w.put(sec)
+        lay.weights = align4(len(sec))
+        sec, lay.relative_index_stream = _huffman_section(
+            r, 1 << int(op.index_bits), opts, "index stream"
+        )
+        f["index_off"] = w.put(sec)
+        lay.index_stream = align4(len(sec))
+    else:
+        dense = dense_weights(op).tobytes()
+        f["weights_off"] = w.put(dense)
+        lay.weights = align4(len(dense))
+    return f
+
+
+def _read_huffman(r: SectionReader, off: int, n: int, alphabet: int, where: str) -> np.ndarray:
+    r.span(off, HUFF.size, f"{where} Huffman section")
+    max_len, k, n_sym, n_bits = HUFF.struct.unpack_from(r.data, off)
+    if max_len > huffman.MAX_LEN_LIMIT or k > max_len or k > huffman.MAX_LUT_BITS:
+        raise FormatError(
+            f"{where}: Huffman header at byte offset {off} is invalid (max_len {max_len}, K {k})"
+        )
+    p = off + HUFF.size
+    r.span(off, HUFF.size + 2 * (max_len + n_sym), f"{where} Huffman table")
+    counts = np.frombuffer(r.data, dtype="<u2", count=max_len, offset=p).astype(np.int64)
+    p += 2 * max_len
+    syms = np.frombuffer(r.data, dtype="<u2", count=n_sym, offset=p).astype(np.int64)
+    p = align4(p + 2 * n_sym)
+    if counts.sum() != n_sym or (len(syms) and syms.max() >= alphabet):
+        raise FormatError(f"{where}: Huffman table at byte offset {off} is inconsistent")
+    p = align4(p + 2 * (1 << k)) if k else p
+    data_len = align4((n_bits + 7) // 8) + STREAM_SLACK_BYTES
+    if p + data_len > r.blob_bytes:
+        raise FormatError(f"{where}: Huffman data at byte offset {p} runs past the blob's end")
+    return huffman.decode(r.data[p : p + (n_bits + 7) // 8], n_bits, counts, syms, n)
+
+
+def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, where: str) -> dict[str, Any]:
+    """The weight fields of the IR (codebook, assign, bias, requant, encoding, index_bits, act)."""
+    try:
+        enc = Encoding(f["encoding"])
+    except ValueError:
+        raise FormatError(f"{where}: unknown weight encoding {f['encoding']}") from None
+    r.span(f["bias_off"], 4 * rows, "bias")
+    bias = np.frombuffer(r.data, dtype="<i4", count=rows, offset=f["bias_off"]).astype(np.int32)
+    if enc == Encoding.HUFFMAN_SPARSE:
+        k, ib = f["codebook_len"], f["index_bits"]
+        if not (1 <= k <= MAX_CODEBOOK and 1 <= ib <= MAX_INDEX_BITS):
+            raise FormatError(f"{where}: codebook length {k} or index width {ib} invalid")
+        if f["n_entries"] > rows * fan_in:
+            raise FormatError(f"{where}: {f['n_entries']} sparse entries for a {rows}x{fan_in} matrix")
+        r.span(f["codebook_off"], k, "codebook")
+        codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
+        s = _read_huffman(r, f["weights_off"], f["n_entries"], k + 1, where + " weight stream")
+        rr = _read_huffman(r, f["index_off"], f["n_entries"], 1 << ib, where + " index stream")
+        assign = decode_relative(rr, s, rows, fan_in, k, where)
+    elif enc == Encoding.DENSE_INT8:
+        if f["n_entries"] != rows * fan_in:
+            raise FormatError(
+                f"{where}: DENSE_INT8 n_entries {f['n_entries']} is not rows*fan_in {rows * fan_in}"
+            )
+        r.span(f["weights_off"], rows * fan_in, "dense weights")
+        wts = np.frombuffer(r.data, dtype=np.int8, count=rows * fan_in, offset=f["weights_off"])
+        codebook, inverse = np.unique(wts, return_inverse=True)
+        assign = np.where(wts != 0, inverse, -1).astype(np.int16).reshape(rows, fan_in)
+        codebook = codebook.astype(np.int8)
+        ib = 0
+    else:
+        raise FormatError(f"{where}: a weight op with encoding NONE")
+    try:
+        requant = Requant(f["multiplier"], f["shift"])
+    except ConfigError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    return dict(
+        codebook=codebook, assign=assign, bias=bias, requant=requant, act_min=f["act_min"],
+        act_max=f["act_max"], encoding=enc, index_bits=ib,
+    )  # fmt: skip
