@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     new.save(args.out)
     old = new.meta["upgraded_from"]
     print(
-        f"{args.out}: format {old['format_version']} -> 2, blob {old['blob_bytes']} -> {len(new.blob)} bytes, "
+        f"{args.out}: format {old['format_version']} -> 2, "
+        f"blob {old['blob_bytes']} -> {len(new.blob)} bytes, "
         f"arena {old['arena_bytes']} -> {new.model.arena_bytes()} bytes, model hash {old['model_hash']} -> "
         f"0x{new.model_hash:08x}; outputs unchanged on probe inputs"
     )

@@ -132,7 +132,10 @@ def graph_markdown(rep: dict[str, Any]) -> list[str]:
     for i, r in enumerate(rep["layers"]):
         ins = ", ".join(f"T{t}" for t in r["inputs"])
         lines.append(f"| {i} | {r['op']} | {r['name']} | {ins} | T{r['output']} | {r['macs']} |")
-    lines += ["", "| tensor | shape (C×H×W) | bytes | zero point | scale | arena offset | alive (ops) |", ]
+    lines += [
+        "",
+        "| tensor | shape (C×H×W) | bytes | zero point | scale | arena offset | alive (ops) |",
+    ]
     lines.append("|---|---|---:|---:|---:|---:|---|")
     for t in rep["tensors"]:
         role = f" ({t['role']})" if t["role"] else ""

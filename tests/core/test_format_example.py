@@ -52,7 +52,9 @@ def test_documented_layout_tables_have_not_drifted():
     from mcu_dc.deploy.cheaders import doc_path, format_doc
 
     text = doc_path().read_text(encoding="utf-8")
-    assert text == format_doc(text), "docs/format.md field tables drifted: run `python -m mcu_dc.deploy.cheaders`"
+    assert text == format_doc(text), (
+        "docs/format.md field tables drifted: run `python -m mcu_dc.deploy.cheaders`"
+    )
 
 
 def test_worked_example_arithmetic():

@@ -56,7 +56,15 @@ def test_blob_array_is_the_blob_in_commented_parts(lenet_cm):
     body = src[src.index("{") : src.rindex("}")]
     data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2}),", body))
     assert data == lenet_cm.blob
-    names = ("header", "tensor table", "op table", "codebook", "bias", "weight-symbol stream", "relative-index stream")
+    names = (
+        "header",
+        "tensor table",
+        "op table",
+        "codebook",
+        "bias",
+        "weight-symbol stream",
+        "relative-index stream",
+    )
     for part in names:
         assert part in body
     parts = codegen.blob_parts(lenet_cm.blob)

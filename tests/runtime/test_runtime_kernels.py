@@ -283,29 +283,34 @@ def test_int8_input_extremes(runner, tmp_path):
     _check(runner, tmp_path, model, x=floats)
 
 
-# ----------------------------------------------------------------------------- format version 1
+# ----------------------------------------------------------------------------- committed models
 
 
-def _v1_fixtures() -> list[Path]:
+def _committed_models() -> list[Path]:
     return sorted(RESULTS.glob("*.mcudc"))
 
 
-@pytest.mark.parametrize("path", _v1_fixtures(), ids=lambda p: p.name)
-def test_v1_fixtures_bit_exact(runner, tmp_path, path):
-    """The committed version-1 models keep validating and running bit-exactly (300 MNIST-like images),
-    and the same model written as version 2 (a planned arena) gives the same outputs."""
+@pytest.mark.parametrize("path", _committed_models(), ids=lambda p: p.name)
+def test_committed_models_bit_exact(runner, tmp_path, path):
+    """Every committed model (version 1 files and their version 2 re-encodings) validates and runs
+    bit-exactly (300 MNIST-like images), and the same model written anew as version 2 gives the same
+    outputs."""
     cm = load(path)
-    assert cm.blob[4:6] == b"\x01\x00", "bench/results fixtures are format version 1"
     x = np.concatenate([mnist_like(298, 0, side=int(np.sqrt(cm.model.input_len))), _inputs(cm.model, 0, 0)])
     want = simulate(cm.model, x)
-    v1 = tmp_path / "v1.bin"
-    v1.write_bytes(cm.blob)
+    stored = tmp_path / "stored.bin"
+    stored.write_bytes(cm.blob)
     for ref in (False, True):
-        assert np.array_equal(run_blob(runner, v1, x, cm.model.output_len, ref=ref), want), (path.name, ref)
+        got = run_blob(runner, stored, x, cm.model.output_len, ref=ref)
+        assert np.array_equal(got, want), (path.name, ref)
     v2 = tmp_path / "v2.bin"
     v2.write_bytes(encode_blob(cm.model))
     for ref in (False, True):
         assert np.array_equal(run_blob(runner, v2, x, cm.model.output_len, ref=ref), want), (path.name, ref)
+
+
+def _v1_fixtures() -> list[Path]:
+    return [p for p in _committed_models() if p.read_bytes()[4:6] == b"\x01\x00"]
 
 
 def test_v1_fixtures_exist():

@@ -22,6 +22,7 @@ from mcu_dc.core.ops.base import (
     Shape,
     check_geometry,
     check_shape,
+    check_window,
     conv_out_hw,
     pads4,
     register,
@@ -68,15 +69,12 @@ class AvgPool2DSpec(OpSpec):
         return op.out_shape
 
     def check(self, op: AvgPool2D, where: str) -> None:
-        check_shape(where, tuple(op.in_shape))
+        check_window(where, op.in_shape, op.kernel, op.stride)
         kh, kw = op.kernel
-        sh, sw = op.stride
-        if min(kh, kw, sh, sw) < 1 or kh > 0xFFFF or kw > 0xFFFF:
-            raise ConfigError(f"{where}: kernel {op.kernel} and stride {op.stride} must be positive")
         if kh * kw * 255 >= 2**31:
             raise ConfigError(f"{where}: a {kh}x{kw} window can overflow the int32 sum")
         pt, pl, pb, pr = op.pads
-        check_geometry(where, stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr)
+        check_geometry(where, pad_top=pt, pad_left=pl, pad_bottom=pb, pad_right=pr)
         if min(op.out_shape) <= 0:
             raise ConfigError(f"{where}: input {tuple(op.in_shape)} is smaller than the kernel {op.kernel}")
         check_shape(where, op.out_shape)

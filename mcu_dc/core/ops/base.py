@@ -167,6 +167,16 @@ def check_geometry(where: str, **vals: int) -> None:
             raise ConfigError(f"{where}: {nm}={v} does not fit the descriptor's byte (0..255)")
 
 
+def check_window(where: str, in_shape: Shape, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+    """A pool's input shape, kernel (u16) and stride (u8) fit the descriptor."""
+    check_shape(where, tuple(in_shape))
+    kh, kw = kernel
+    sh, sw = stride
+    if min(kh, kw, sh, sw) < 1 or kh > 0xFFFF or kw > 0xFFFF:
+        raise ConfigError(f"{where}: kernel {kernel} and stride {stride} must be positive")
+    check_geometry(where, stride_h=sh, stride_w=sw)
+
+
 def check_shape(where: str, shape: tuple[int, ...]) -> None:
     if len(shape) != 3 or min(shape) <= 0 or max(shape) > 0xFFFF:
         raise ConfigError(

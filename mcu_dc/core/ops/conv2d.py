@@ -144,25 +144,36 @@ def geometry_from(f: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
 
 
-class Conv2DSpec(OpSpec):
-    code = Op.CONV2D
-    ir_type = Conv2D
+class ConvFamilySpec(OpSpec):
+    """What CONV2D and DEPTHWISE_CONV2D share: shapes, scratch, MACs, checks and packing."""
+
     has_weights = True
 
-    def out_shape(self, op: Conv2D) -> Shape:
+    def out_shape(self, op: Any) -> Shape:
         return op.out_shape
 
-    def scratch_bytes(self, op: Conv2D) -> int:
+    def scratch_bytes(self, op: Any) -> int:
         _, oh, ow = op.conv_shape
         return 4 * oh * ow  # one output channel of int32 accumulators
 
-    def macs(self, op: Conv2D) -> int:
+    def macs(self, op: Any) -> int:
         _, oh, ow = op.conv_shape
         return int((np.asarray(op.assign) >= 0).sum()) * oh * ow
 
-    def check(self, op: Conv2D, where: str) -> None:
+    def check(self, op: Any, where: str) -> None:
         check_conv_geometry(op, where)
         wt.check_weights(op, op.out_channels, op.fan_in, where)
+
+    def pack(self, op: Any, w: SectionWriter, opts: PackOptions) -> tuple[dict[str, int], Any]:
+        lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
+        f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay, op.name)
+        f.update(geometry_fields(op))
+        return f, lay
+
+
+class Conv2DSpec(ConvFamilySpec):
+    code = Op.CONV2D
+    ir_type = Conv2D
 
     def simulate(self, op: Conv2D, xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0]
@@ -173,12 +184,6 @@ class Conv2DSpec(OpSpec):
         y = wt.requant_out(op, wt.accumulate(op, cols))
         y = y.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
         return y if op.pool is None else maxpool(y, op.pool[:2], op.pool[2:])
-
-    def pack(self, op: Conv2D, w: SectionWriter, opts: PackOptions) -> tuple[dict[str, int], Any]:
-        lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
-        f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay, op.name)
-        f.update(geometry_fields(op))
-        return f, lay
 
     def unpack(self, f: dict[str, Any], r: SectionReader, name: str, io: IO) -> Conv2D:
         oc = io.out_shape[0]  # out_c is the output tensor's channel count

@@ -16,16 +16,13 @@ import numpy as np
 from mcu_dc.core.ops import weights as wt
 from mcu_dc.core.ops.base import (
     IO,
-    OpSpec,
-    PackOptions,
     SectionReader,
-    SectionWriter,
     Shape,
     maxpool,
     register,
     windows,
 )
-from mcu_dc.core.ops.conv2d import ConvGeometry, check_conv_geometry, geometry_fields, geometry_from
+from mcu_dc.core.ops.conv2d import ConvFamilySpec, ConvGeometry, geometry_from
 from mcu_dc.core.qmath import Encoding, Op, Requant, int_matmul, wrap_int32
 from mcu_dc.errors import ConfigError
 
@@ -67,27 +64,14 @@ class DepthwiseConv2D(ConvGeometry):
         return self.kernel[0] * self.kernel[1]
 
 
-class DepthwiseConv2DSpec(OpSpec):
+class DepthwiseConv2DSpec(ConvFamilySpec):
     code = Op.DEPTHWISE_CONV2D
     ir_type = DepthwiseConv2D
-    has_weights = True
-
-    def out_shape(self, op: DepthwiseConv2D) -> Shape:
-        return op.out_shape
-
-    def scratch_bytes(self, op: DepthwiseConv2D) -> int:
-        _, oh, ow = op.conv_shape
-        return 4 * oh * ow
-
-    def macs(self, op: DepthwiseConv2D) -> int:
-        _, oh, ow = op.conv_shape
-        return int((np.asarray(op.assign) >= 0).sum()) * oh * ow
 
     def check(self, op: DepthwiseConv2D, where: str) -> None:
         if op.multiplier < 1:
             raise ConfigError(f"{where}: channel multiplier {op.multiplier} must be >= 1")
-        check_conv_geometry(op, where)
-        wt.check_weights(op, op.out_channels, op.fan_in, where)
+        super().check(op, where)
 
     def simulate(self, op: DepthwiseConv2D, xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0]
@@ -103,12 +87,6 @@ class DepthwiseConv2DSpec(OpSpec):
         acc = wrap_int32(acc + np.asarray(op.bias, dtype=np.int64)[None, :, None, None])
         y = wt.requant_out(op, acc)
         return y if op.pool is None else maxpool(y, op.pool[:2], op.pool[2:])
-
-    def pack(self, op: DepthwiseConv2D, w: SectionWriter, opts: PackOptions) -> tuple[dict[str, int], Any]:
-        lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
-        f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay, op.name)
-        f.update(geometry_fields(op))
-        return f, lay
 
     def unpack(self, f: dict[str, Any], r: SectionReader, name: str, io: IO) -> DepthwiseConv2D:
         from mcu_dc.errors import FormatError

@@ -17,8 +17,7 @@ from mcu_dc.core.ops.base import (
     SectionReader,
     SectionWriter,
     Shape,
-    check_geometry,
-    check_shape,
+    check_window,
     maxpool,
     register,
 )
@@ -62,13 +61,8 @@ class MaxPool2DSpec(OpSpec):
         return op.out_shape
 
     def check(self, op: MaxPool2D, where: str) -> None:
-        check_shape(where, tuple(op.in_shape))
-        kh, kw = op.kernel
-        sh, sw = op.stride
-        if min(kh, kw, sh, sw) < 1 or kh > 0xFFFF or kw > 0xFFFF:
-            raise ConfigError(f"{where}: kernel {op.kernel} and stride {op.stride} must be positive")
-        check_geometry(where, stride_h=sh, stride_w=sw)
-        if kh > op.in_shape[1] or kw > op.in_shape[2]:
+        check_window(where, op.in_shape, op.kernel, op.stride)
+        if op.kernel[0] > op.in_shape[1] or op.kernel[1] > op.in_shape[2]:
             raise ConfigError(f"{where}: kernel {op.kernel} is larger than the input {tuple(op.in_shape)}")
         check_int8(where, zp=op.zp)
 

@@ -189,9 +189,7 @@ def pack_weights(
         sec, lay.weight_stream = _huffman_section(s, k + 1, opts, "weight stream")
         f["weights_off"] = w.put(sec)
         lay.weights = align4(len(sec))
-        sec, lay.relative_index_stream = _huffman_section(
-            r, 1 << int(op.index_bits), opts, "index stream"
-        )
+        sec, lay.relative_index_stream = _huffman_section(r, 1 << int(op.index_bits), opts, "index stream")
         f["index_off"] = w.put(sec)
         lay.index_stream = align4(len(sec))
     else:
