@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mcu_dc.compression.graph import ChainNet, WeightLayer
+from mcu_dc.compression.graph import GraphNet, WeightLayer
 from mcu_dc.errors import ConfigError, ModelError
 
 INITS = ("linear", "density", "random")
@@ -155,12 +155,12 @@ def cluster_layer(wl: WeightLayer, bits: int, cfg: ClusterConfig, mode: str | No
     return len(cent)
 
 
-def cluster_net(net: ChainNet, cfg: ClusterConfig) -> dict[str, int]:
+def cluster_net(net: GraphNet, cfg: ClusterConfig) -> dict[str, int]:
     cfg.validate()
     return {wl.name: cluster_layer(wl, cfg.bits_for(wl.kind), cfg) for wl in net.weight_layers()}
 
 
-def dqc_update(net: ChainNet, cfg: ClusterConfig, iters: int = 3) -> None:
+def dqc_update(net: GraphNet, cfg: ClusterConfig, iters: int = 3) -> None:
     """Re-estimate every DQC layer's codebook from its current float weights (magnitude-weighted)."""
     for wl in net.weight_layers():
         if wl.mode != "dqc":
@@ -176,7 +176,7 @@ def dqc_update(net: ChainNet, cfg: ClusterConfig, iters: int = 3) -> None:
         wl.centroids.data.copy_(torch.from_numpy(cent).float())
 
 
-def finalize(net: ChainNet) -> None:
+def finalize(net: GraphNet) -> None:
     """Freeze DQC layers: assignments from the final codebook; every layer becomes ``shared``."""
     for wl in net.weight_layers():
         if wl.mode == "dqc":

@@ -482,4 +482,3 @@ class GraphNet(nn.Module):
         return sum(wl.weight.numel() + wl.bias.numel() for wl in self.weight_layers())
 
 
-ChainNet = GraphNet  # the name of the straight-chain net this generalizes

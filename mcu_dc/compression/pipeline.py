@@ -21,8 +21,8 @@ from torch import nn
 
 from mcu_dc.compression import cluster, prune, sensitivity
 from mcu_dc.compression.capture import capture
-from mcu_dc.compression.chain import ChainNet
 from mcu_dc.compression.config import CompressConfig
+from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
 from mcu_dc.compression.train import check_outputs, metrics, predict_outputs, train
 from mcu_dc.core.model_file import CompressedModel
@@ -53,7 +53,7 @@ def _device(device: str | torch.device) -> torch.device:
     return d
 
 
-def _snapshot(net: ChainNet) -> dict[str, np.ndarray]:
+def _snapshot(net: GraphNet) -> dict[str, np.ndarray]:
     out = {}
     for wl in net.weight_layers():
         w = wl.effective_weight().detach().cpu().numpy().ravel()
@@ -84,7 +84,7 @@ def split_validation(train_set: Dataset, val_size: int, seed: int) -> tuple[Data
     return train_set.subset(np.sort(perm[val_size:])), train_set.subset(np.sort(perm[:val_size]))
 
 
-def load_pretrained(net: ChainNet, path: Path) -> bool:
+def load_pretrained(net: GraphNet, path: Path) -> bool:
     """Load cached dense weights into ``net``; False if the file does not exist."""
     if not path.is_file():
         return False
@@ -104,7 +104,7 @@ def load_pretrained(net: ChainNet, path: Path) -> bool:
     return True
 
 
-def save_pretrained(net: ChainNet, path: Path) -> None:
+def save_pretrained(net: GraphNet, path: Path) -> None:
     state = {}
     for wl in net.weight_layers():
         state[f"{wl.name}.weight"] = wl.weight.detach().cpu().clone()
@@ -114,7 +114,7 @@ def save_pretrained(net: ChainNet, path: Path) -> None:
 
 
 def _prune_stage(
-    net: ChainNet,
+    net: GraphNet,
     fit: Dataset,
     val: Dataset,
     cfg: CompressConfig,
@@ -157,7 +157,7 @@ def _prune_stage(
 
 
 def finish(
-    net: ChainNet,
+    net: GraphNet,
     *,
     model_name: str,
     fit: Dataset,
@@ -184,7 +184,7 @@ def finish(
     if cfg.cluster.mode == "dqc":
         every = cfg.cluster.dqc_update_every
 
-        def on_step(n: ChainNet, step: int) -> None:
+        def on_step(n: GraphNet, step: int) -> None:
             if step % every == 0:
                 cluster.dqc_update(n, cfg.cluster)
 
@@ -241,7 +241,7 @@ def finish(
 class Stage1:
     """State after dense training and pruning (stage 2 variants can start from copies of it)."""
 
-    net: ChainNet
+    net: GraphNet
     fit: Dataset
     val: Dataset
     art: Artifacts

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcu_dc.compression.graph import ChainNet, WeightLayer
+from mcu_dc.compression.graph import GraphNet, WeightLayer
 from mcu_dc.errors import ModelError
 
 
@@ -64,11 +64,11 @@ def prune_to_sparsity(wl: WeightLayer, sparsity: float) -> tuple[float, float]:
     return q, prune_layer(wl, q)
 
 
-def sparsity(net: ChainNet) -> dict[str, float]:
+def sparsity(net: GraphNet) -> dict[str, float]:
     return {wl.name: 1.0 - wl.kept() / wl.n_weights for wl in net.weight_layers()}
 
 
-def adjust_dropout(net: ChainNet, base_p: dict[str, float]) -> dict[str, float]:
+def adjust_dropout(net: GraphNet, base_p: dict[str, float]) -> dict[str, float]:
     """The paper's dropout adjustment: D_r = D_o * sqrt(C_ir / C_io) for the layer a dropout feeds."""
     out: dict[str, float] = {}
     for name, drop in net.dropouts_before().items():
@@ -79,15 +79,15 @@ def adjust_dropout(net: ChainNet, base_p: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def original_dropout(net: ChainNet) -> dict[str, float]:
+def original_dropout(net: GraphNet) -> dict[str, float]:
     return {name: d.p for name, d in net.dropouts_before().items()}
 
 
-def masks(net: ChainNet) -> dict[str, torch.Tensor]:
+def masks(net: GraphNet) -> dict[str, torch.Tensor]:
     return {wl.name: wl.mask.detach().clone() for wl in net.weight_layers()}
 
 
 def check_masks_hold(net: nn.Module) -> bool:
     """True when every pruned weight is exactly zero."""
-    assert isinstance(net, ChainNet)
+    assert isinstance(net, GraphNet)
     return all(bool((wl.weight.detach()[wl.mask == 0] == 0).all()) for wl in net.weight_layers())

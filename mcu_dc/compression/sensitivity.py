@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from mcu_dc.compression.graph import ChainNet
+from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.prune import layer_std, quality_for_sparsity
 from mcu_dc.compression.train import evaluate
 from mcu_dc.data.datasets import Dataset
@@ -44,7 +44,7 @@ class Sensitivity:
 
 @torch.no_grad()
 def analyze(
-    net: ChainNet,
+    net: GraphNet,
     data: Dataset,
     device: torch.device,
     grid: tuple[float, ...] = DEFAULT_GRID,
