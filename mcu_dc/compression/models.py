@@ -246,13 +246,106 @@ TEST_NETS = {
     "fc_autoencoder": FCAutoencoder,
 }
 
-BUILTIN = ("lenet300", "lenet5")
+# --------------------------------------------------------------------------- CIFAR ResNets
+# He et al., *Deep Residual Learning for Image Recognition* (CVPR 2016), section 4.2: the 6n+2
+# layer ResNets for CIFAR-10, with the parameter names of the widely used PyTorch weights
+# (conv1, bn1, layer{1,2,3}.{k}.conv1/bn1/conv2/bn2, linear), so their state dicts load strictly.
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR_RESNET_DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56}
+
+
+class OptionAShortcut(nn.Module):
+    """He et al.'s parameter-free "option A" shortcut: keep every second row and column (the even
+    indices) and pad the channel axis with ``pad`` zero channels before and ``pad`` after."""
+
+    def __init__(self, pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0.0)
+
+
+class CifarBasicBlock(nn.Module):
+    """3x3 conv (stride) -> BN -> ReLU -> 3x3 conv -> BN, plus the shortcut, then ReLU; no conv bias."""
+
+    def __init__(self, cin: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != planes:
+            if stride != 2 or planes != 2 * cin:
+                raise ModelError(
+                    f"the option-A shortcut halves the resolution and doubles the width; a block {cin} -> "
+                    f"{planes} channels with stride {stride} has no option-A shortcut"
+                )
+            self.shortcut = OptionAShortcut((planes - cin) // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """The CIFAR-10 ResNet of depth ``6n + 2`` (20, 32, 44, 56, ...): a 3x3 stem conv 3->16 with BN
+    and ReLU, three stages of ``n`` basic blocks of widths 16, 32, 64 (the first block of stages 2
+    and 3 with stride 2 and an option-A shortcut), global average pooling, a linear classifier.
+
+    ``input_norm`` is the per-channel ``(mean, std)`` the weights expect on inputs scaled to
+    [0, 1] (the ImageNet statistics of the usual CIFAR training script); the pipeline then
+    trains and evaluates on ``(x / 255 - mean) / std`` and records it in the model file.
+    """
+
+    def __init__(
+        self,
+        depth: int = 20,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        input_norm: tuple[tuple[float, ...], tuple[float, ...]] | None = (IMAGENET_MEAN, IMAGENET_STD),
+    ) -> None:
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ModelError(f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, ...), not {depth}")
+        n = (depth - 2) // 6
+        self.depth = depth
+        self.input_norm = input_norm
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        cin = widths[0]
+        stages = []
+        for i, planes in enumerate(widths):
+            blocks = []
+            for k in range(n):
+                stride = 2 if i > 0 and k == 0 else 1
+                blocks.append(CifarBasicBlock(cin, planes, stride))
+                cin = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(widths[2], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return self.linear(self.flatten(self.pool(out)))
+
+
+BUILTIN = ("lenet300", "lenet5", *CIFAR_RESNET_DEPTHS)
 
 
 def build_model(
     spec: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10
 ) -> nn.Module:
-    """``lenet300``, ``lenet5`` or ``path/to/file.py:factory`` (a function returning an nn.Module)."""
+    """``lenet300``, ``lenet5``, ``resnet20|32|44|56`` (CIFAR ResNets, RGB inputs) or
+    ``path/to/file.py:factory`` (a function returning an nn.Module)."""
     c, h, w = input_shape
     if spec == "lenet300":
         return LeNet300(c * h * w, num_classes)
@@ -263,6 +356,14 @@ def build_model(
                 "or your own model (path/to/file.py:factory)."
             )
         return LeNet5(c, num_classes, h)
+    if spec in CIFAR_RESNET_DEPTHS:
+        if c != 3 or h != w or h < 8:
+            raise ModelError(
+                f"{spec} takes square RGB images of at least 8x8 pixels (CIFAR-10: 3x32x32), the dataset has "
+                f"{c}x{h}x{w}; use --dataset cifar10 (or your own RGB images), or lenet300/lenet5 for "
+                "grey images."
+            )
+        return CifarResNet(CIFAR_RESNET_DEPTHS[spec], num_classes)
     return load_factory(spec)
 
 
@@ -270,7 +371,7 @@ def load_factory(spec: str) -> nn.Module:
     path_s, sep, func = spec.rpartition(":")
     if not sep or not path_s.endswith(".py") or not func:
         raise ModelError(
-            f"unknown model {spec!r}: use lenet300, lenet5 or path/to/file.py:factory where factory() "
+            f"unknown model {spec!r}: use {', '.join(BUILTIN)} or path/to/file.py:factory where factory() "
             "returns a torch.nn.Module"
         )
     path = Path(path_s)

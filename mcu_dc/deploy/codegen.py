@@ -245,8 +245,23 @@ def runtime_headers() -> list[Path]:
     return sorted((resource_dir("firmware") / "runtime").glob("*.h"))
 
 
-def copy_runtime(dest: Path) -> list[Path]:
-    """Copy the runtime's sources and headers into ``dest`` (flat); returns the copies."""
+def model_ops(models: Sequence[Any]) -> list[Op]:
+    """The op codes ``models`` (CompressedModels or IntegerModels) use, sorted."""
+    ops: set[Op] = set()
+    for m in models:
+        im = getattr(m, "model", m)
+        ops |= {Op(op.op) for op in im.layers}
+    return sorted(ops)
+
+
+def copy_runtime(dest: Path, models: Sequence[Any] | None = None) -> list[Path]:
+    """Copy the runtime's sources and headers into ``dest`` (flat); returns the copies.
+
+    With ``models``, the copy's op list (``mcu_dc_op_list.h``) names only the ops they use,
+    so the firmware links no kernel it cannot need.
+    """
+    from mcu_dc.deploy.cheaders import op_list_header
+
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     out: list[Path] = []
@@ -255,6 +270,8 @@ def copy_runtime(dest: Path) -> list[Path]:
         with atomic_path(target) as tmp:
             shutil.copyfile(src, tmp)
         out.append(target)
+    if models is not None:
+        write_text_atomic(dest / "mcu_dc_op_list.h", op_list_header(model_ops(models)))
     return out
 
 
@@ -265,6 +282,7 @@ __all__ = [
     "c_identifier",
     "c_string_literal",
     "copy_runtime",
+    "model_ops",
     "model_symbols",
     "render_model",
     "render_models_header",

@@ -31,7 +31,7 @@ def write_host_project(compressed: Any, out_dir: Path, name: str | None = None) 
     hdr = read_header(compressed.blob, syms.display_name)
     c, h, w = hdr.input_shape
     codegen.write_model_sources([compressed], out_dir / "src", [syms.display_name])
-    codegen.copy_runtime(out_dir / "runtime")
+    codegen.copy_runtime(out_dir / "runtime", [compressed])
     env = codegen._environment()
     ctx = {
         "version": codegen._version(),

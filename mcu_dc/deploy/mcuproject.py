@@ -249,7 +249,7 @@ def write_mcu_project(
         for f in _app_files(Path(app_dir) if app_dir is not None else None):
             _copy(f, tmp / "src" / f.name)
         codegen.write_model_sources([compressed_model], tmp / "src", [model_name])
-        codegen.copy_runtime(tmp / "lib" / "mcu_dc" / "src")
+        codegen.copy_runtime(tmp / "lib" / "mcu_dc" / "src", [compressed_model])
         _write(
             tmp / "lib" / "mcu_dc" / "library.json",
             library_json("mcu_dc", "mcu_dc runtime: inference on Deep-Compression (Huffman, sparse) weights"),
