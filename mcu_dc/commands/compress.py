@@ -16,20 +16,69 @@ def register(subparsers: Any) -> None:
         "dataset; writes the .mcudc model file and prints the compression report with the task's metric "
         "after each stage (accuracy for a classifier; MSE, and AUC for an autoencoder with anomaly labels). "
         "The task is the dataset's unless the config sets task = 'reconstruction' (an autoencoder of the "
-        "dataset's inputs).",
+        "dataset's inputs). Deep Compression starts from a trained network: pass your trained weights "
+        "with --weights (dense training is then skipped), or let mcu_dc train the dense model first "
+        "(optionally cached with --pretrained).",
     )
-    p.add_argument("--model", required=True, help="lenet300, lenet5 or path/to/file.py:factory")
-    p.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "digits"])
-    p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset's idx .gz files")
-    p.add_argument("--config", type=Path, default=None, help="TOML settings (mcu_dc/compression/config.py)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="lenet300, lenet5, resnet20|resnet32|resnet44|resnet56 (He et al.'s CIFAR ResNets, RGB "
+        "inputs normalized with the ImageNet mean/std), or path/to/file.py:factory (a function returning "
+        "your torch.nn.Module)",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="mnist, fashion-mnist, digits, cifar10, or path/to/data.npz (your own data: arrays x_train, "
+        "y_train, x_test, y_test)",
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset's files")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML settings (mcu_dc/compression/config.py); default: the model's recipe for built-in "
+        "networks, else defaults for the dataset",
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", type=Path, required=True, help="the .mcudc file to write")
     p.add_argument("--name", default=None, help="model name (C symbol prefix); default from --model")
     p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="YOUR trained weights: a PyTorch state dict of the --model (torch.save(model.state_dict(), "
+        "FILE), or a checkpoint holding one under 'state_dict', 'model' or 'model_state_dict'; a "
+        "'module.' prefix is stripped). Loaded before compression; dense training is skipped. Read-only",
+    )
+    p.add_argument(
         "--pretrained",
         type=Path,
         default=None,
-        help="cache of the dense weights: loaded if the file exists, else written after dense training",
+        help="a CACHE that mcu_dc writes itself: if FILE exists, its dense weights (of the captured graph) "
+        "are loaded; otherwise the dense model is trained and saved there for the next run. Not for "
+        "weights trained elsewhere: use --weights for those",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the recipe's short version (an epoch or two per stage; for the CIFAR ResNets 5,000 training "
+        "images, 1,000 validation and 1,000 test images): a CPU-sized smoke run",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train and calibrate on N random training samples (overrides the config's train_subset)",
+    )
+    p.add_argument(
+        "--test-subset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measure on the first N test samples (overrides the config's test_subset)",
     )
     p.add_argument(
         "--plots", type=Path, default=None, help="write PNGs and sensitivity.json into this folder"
@@ -44,20 +93,53 @@ def _default_name(spec: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in base).strip("_") or "model"
 
 
+def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
+    """--config, else the built-in model's recipe, else defaults for the dataset; then the CLI overrides."""
+    from mcu_dc.compression.config import CIFAR_RESNETS, default_config, load_config, recipe
+    from mcu_dc.errors import ConfigError
+
+    dataset = str(args.dataset)
+    if args.config:
+        cfg = load_config(args.config)
+        if args.quick:
+            raise ConfigError(
+                "--quick shortens a built-in model's recipe, but --config was given; set the epochs and "
+                "train_subset in the config file instead"
+            )
+    elif args.model in CIFAR_RESNETS:
+        if args.weights is None and args.pretrained is None:
+            raise ConfigError(
+                f"the {args.model} recipe starts from trained weights: pass --weights FILE (He et al.'s "
+                f"CIFAR-10 weights are in ../shared/data/cifar10_resnets/, e.g. resnet20-12fca82f.th), or "
+                "--config with a [dense] section to train it from scratch here (about 200 epochs: hours on "
+                "a GPU, days on a CPU)"
+            )
+        cfg = recipe(args.model, quick=args.quick)
+    elif args.model in ("lenet300", "lenet5") and dataset in ("mnist", "fashion-mnist"):
+        cfg = recipe(args.model, quick=args.quick)  # the tuned recipe bench/deep_compression.py measures
+    else:
+        cfg = default_config(dataset, train_set)
+        if args.quick:
+            cfg.dense.epochs = min(cfg.dense.epochs, 2)
+            cfg.prune.rounds = 1
+            cfg.prune.retrain.epochs = 1
+            cfg.finetune.epochs = 1
+    if args.train_subset is not None:
+        cfg.train_subset = args.train_subset
+    if args.test_subset is not None:
+        cfg.test_subset = args.test_subset
+    cfg.validate()
+    return cfg
+
+
 def run(args: argparse.Namespace) -> int:
-    from mcu_dc.compression.config import default_config, load_config, recipe
     from mcu_dc.compression.models import build_model
     from mcu_dc.compression.pipeline import run_pipeline
     from mcu_dc.compression.report import to_json, to_markdown
     from mcu_dc.data.datasets import load_train_test
 
-    if args.config:
-        cfg = load_config(args.config)
-    elif args.model in ("lenet300", "lenet5") and args.dataset in ("mnist", "fashion-mnist"):
-        cfg = recipe(args.model)  # the tuned recipe bench/deep_compression.py measures
-    else:
-        cfg = default_config(args.dataset)
     train_set, test_set = load_train_test(args.dataset, args.data_dir)
+    cfg = choose_config(args, train_set)
     model = build_model(args.model, train_set.input_shape, train_set.num_classes)
 
     def say(msg: str) -> None:
@@ -72,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         name=args.name or _default_name(args.model),
         pretrained=args.pretrained,
+        weights=args.weights,
         progress=not args.quiet,
         log=say,
     )
@@ -88,10 +171,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_metrics(rep: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """The report with the task and every stage's metrics (kept as they are if it has them)."""
+    """The report with the task, every stage's metrics (kept as they are if it has them), where the
+    dense weights came from and the input normalization."""
     rep.setdefault("task", meta.get("task", "classification"))
     rep.setdefault("metrics", meta.get("metrics", {}))
+    for key in ("dense_weights", "input_norm"):
+        if key in meta:
+            rep.setdefault(key, meta[key])
     return rep
+
+
+def provenance_lines(meta: dict[str, Any]) -> list[str]:
+    """One line on where the dense weights came from, one on the input normalization (if any)."""
+    lines = []
+    dw = meta.get("dense_weights")
+    if dw:
+        src = str(dw.get("source"))
+        if src == "weights":
+            lines.append(f"Dense weights: loaded from `{dw.get('path')}` (sha256 `{dw.get('sha256')}`).")
+        elif src == "pretrained cache":
+            lines.append(f"Dense weights: loaded from the --pretrained cache `{dw.get('path')}`.")
+        else:
+            lines.append("Dense weights: trained here (dense stage).")
+    norm = meta.get("input_norm")
+    if norm:
+        lines.append(
+            f"Input: images normalized per channel, mean {norm['mean']}, std {norm['std']}; the device "
+            "takes int8 features (mcu-dc simulate and verify normalize raw images the same way)."
+        )
+    return lines
 
 
 def _markdown(rep: dict[str, Any], meta: dict[str, Any], to_markdown: Any) -> str:
@@ -103,4 +211,5 @@ def _markdown(rep: dict[str, Any], meta: dict[str, Any], to_markdown: Any) -> st
     task = str(meta.get("task", "classification"))
     if "metrics" not in rep and task != "classification":
         text += "\n" + metrics_markdown(task, meta.get("metrics", {}))
-    return text
+    lines = provenance_lines(meta)
+    return text + ("\n" + "\n".join(lines) + "\n" if lines else "")

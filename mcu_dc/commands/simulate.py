@@ -1,5 +1,7 @@
-"""``mcu-dc simulate FILE --dataset NAME``: the bit-exact integer model's metric on a test set
-(accuracy for a classifier; MSE, MAE and NMSE of the reconstruction for an autoencoder)."""
+"""``mcu-dc simulate FILE --dataset NAME|FILE.npz``: the bit-exact integer model's metric on a test
+set (accuracy for a classifier; MSE, MAE and NMSE for a regressor or of an autoencoder's
+reconstruction). A model compressed on normalized images (``meta["input_norm"]``, e.g. the CIFAR
+ResNets) gets the raw images normalized the same way before they are quantized to int8."""
 
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ def register(subparsers: Any) -> None:
         help="run a .mcudc model with the bit-exact integer simulator on a dataset",
         description="Run a compressed model with the bit-exact integer simulator (exactly what the "
         "device computes) on a dataset's test split and report its accuracy, or for an autoencoder the "
-        "reconstruction error (MSE).",
+        "reconstruction error (MSE). Images are normalized as the model file records (e.g. the CIFAR "
+        "ResNets' per-channel mean/std) before they are quantized to the model's int8 input.",
     )
     p.add_argument("file", type=Path, help="the .mcudc model file")
-    p.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "digits"])
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="mnist, fashion-mnist, digits, cifar10, or path/to/data.npz (arrays x_test, y_test, ...)",
+    )
     p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset files")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -41,15 +48,17 @@ def run(args: argparse.Namespace) -> int:
     from mcu_dc.core.model_file import load
     from mcu_dc.data.datasets import load_dataset
     from mcu_dc.data.metrics import format_metrics, simulator_metrics
+    from mcu_dc.device.verify import dataset_for_model
 
     cm = load(args.file)
     task = model_task(cm)
     ds = load_dataset(args.dataset, args.split, args.data_dir)
-    if task == "regression":
+    if task == "regression" and ds.task != "regression":
         raise DataError(
-            f"{args.file} is a regression model, but --dataset {args.dataset} has class labels, not float "
-            "targets; simulate it from Python on its own data with mcu_dc.data.metrics.simulator_metrics("
-            "cm.model, Dataset(name, x, y, task='regression'))"
+            f"{args.file} is a regression model, but --dataset {args.dataset} is a {ds.task} dataset, not "
+            "one with float targets; pass the .npz file of its data (float y_test), or simulate it from "
+            "Python with mcu_dc.data.metrics.simulator_metrics(cm.model, Dataset(name, x, y, "
+            "task='regression'))"
         )
     ds = ds.with_task(task)  # an autoencoder reconstructs the images
     if args.limit is not None:
@@ -57,12 +66,7 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"--limit {args.limit}: pass a positive number of images")
         ds = ds.subset(np.arange(min(args.limit, len(ds))))
     model = cm.model
-    if tuple(ds.input_shape) != tuple(model.input_shape):
-        raise DataError(
-            f"{args.file}: the model takes inputs of shape {tuple(model.input_shape)} but dataset "
-            f"{args.dataset} has images of shape {ds.input_shape}; simulate it on the dataset it was "
-            "compressed for"
-        )
+    ds = dataset_for_model(ds, cm.meta, model, f"dataset {args.dataset}")
     t0 = time.perf_counter()
     out, metrics = simulator_metrics(model, ds)
     seconds = time.perf_counter() - t0
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         "n": len(ds),
         "task": task,
+        "input_norm": cm.meta.get("input_norm"),
         "metrics": metrics,
         "model_hash": f"0x{cm.model_hash:08x}",
         "seconds": round(seconds, 3),

@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset",
         default="mnist",
-        choices=("mnist", "fashion-mnist", "digits"),
-        help="test set to stream (default: mnist)",
+        help="test set to stream: mnist, fashion-mnist, digits, cifar10 or path/to/data.npz (default: "
+        "mnist); images are normalized as the model file records (e.g. the CIFAR ResNets)",
     )
     p.add_argument(
         "--data-dir", help="folder holding the dataset files (default: $MCU_DC_DATA or the shared data)"

@@ -77,6 +77,8 @@ class CompressConfig:
     )
     quantize: QuantConfig = field(default_factory=QuantConfig)
     val_size: int = 5000  # held out of the training set for sensitivity analysis
+    train_subset: int = 0  # train (and calibrate) on this many random training samples; 0 = all
+    test_subset: int = 0  # measure on the first N test samples; 0 = all
     max_code_len: int = 12  # longest Huffman code (the MCU decoder's bound)
     lut_bits: int = 6
     seed: int = 0
@@ -98,8 +100,11 @@ class CompressConfig:
                 f"max_code_len must be 1..15 and lut_bits 0..min(12, max_code_len); got {self.max_code_len}, "
                 f"{self.lut_bits}"
             )
-        if self.val_size < 0:
-            raise ConfigError("val_size must be >= 0")
+        if self.val_size < 0 or self.train_subset < 0 or self.test_subset < 0:
+            raise ConfigError(
+                f"val_size, train_subset and test_subset must be >= 0 (0: no validation split, all samples), "
+                f"got {self.val_size}, {self.train_subset}, {self.test_subset}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -209,8 +214,12 @@ def load_config(path: str | os.PathLike[str]) -> CompressConfig:
     return cfg
 
 
-def default_config(dataset: str) -> CompressConfig:
-    """Defaults per dataset: small and quick for ``digits``, paper-like for MNIST-sized sets."""
+def default_config(dataset: str, train: Dataset | None = None) -> CompressConfig:
+    """Defaults per dataset: small and quick for ``digits``, paper-like for MNIST-sized sets.
+
+    With ``train`` (the training set, e.g. of a user's ``.npz`` file) the defaults adapt to it:
+    no random shift for float features, and a validation split of at most a tenth of it.
+    """
     if dataset == "digits":
         return CompressConfig(
             dense=TrainConfig(epochs=50, lr=0.1, batch_size=32),
@@ -218,20 +227,69 @@ def default_config(dataset: str) -> CompressConfig:
             finetune=TrainConfig(epochs=5, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=32),
             val_size=200,
         )
-    return CompressConfig(
-        dense=TrainConfig(epochs=20, lr=0.05, augment_shift=2),
-        prune=PruneConfig(rounds=3, retrain=TrainConfig(epochs=3, lr=0.01, augment_shift=2)),
-        finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=2),
+    shift = 0 if train is not None and not train.is_image else 2
+    cfg = CompressConfig(
+        dense=TrainConfig(epochs=20, lr=0.05, augment_shift=shift),
+        prune=PruneConfig(rounds=3, retrain=TrainConfig(epochs=3, lr=0.01, augment_shift=shift)),
+        finetune=TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0, augment_shift=shift),
         quantize=QuantConfig(auto_index_bits=False),
+    )
+    if train is not None:
+        cfg.val_size = min(cfg.val_size, len(train) // 10)
+    return cfg
+
+
+CIFAR_RESNETS = ("resnet20", "resnet32", "resnet44", "resnet56")
+RECIPES = ("lenet300", "lenet5", *CIFAR_RESNETS)
+
+
+def _resnet_recipe(model: str) -> CompressConfig:
+    """Deep Compression of a pretrained CIFAR ResNet (start from ``--weights``; the dense stage is
+    He et al.'s from-scratch schedule, run only without weights).
+
+    Pruning: three rounds of sensitivity-chosen per-layer sparsity (deeper nets get a smaller
+    per-layer budget, their errors add up over more layers), each retrained with SGD and the
+    standard CIFAR augmentation (random crop after 4-pixel padding, horizontal flip). Weight
+    sharing: 4-bit codebooks for the convolutions, 5-bit for the classifier, centroids fine-tuned.
+    """
+    depth = int(model.removeprefix("resnet"))
+    aug = {"augment_crop": 4, "augment_flip": True}
+    budget = {20: 0.006, 32: 0.005, 44: 0.004, 56: 0.003}[depth]
+    return CompressConfig(
+        dense=TrainConfig(epochs=200, lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
+        prune=PruneConfig(
+            rounds=3,
+            budget=budget,
+            max_sparsity=0.9,
+            grid=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
+            retrain=TrainConfig(epochs=15, lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
+        ),
+        cluster=ClusterConfig(conv_bits=4, fc_bits=5),
+        finetune=TrainConfig(epochs=8, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=128, **aug),
+        quantize=QuantConfig(auto_index_bits=True),
+        val_size=5000,
     )
 
 
 def recipe(model: str, quick: bool = False) -> CompressConfig:
-    """The tuned MNIST recipe of a built-in network (``lenet300``, ``lenet5``): what
-    ``bench/deep_compression.py`` measures and ``mcu-dc demo`` / ``mcu-dc compress`` use.
-    ``quick`` keeps every stage but trains for an epoch or two (smoke tests)."""
-    if model not in ("lenet300", "lenet5"):
-        raise ConfigError(f"no tuned recipe for model {model!r}; the built-in ones are lenet300 and lenet5")
+    """The recipe of a built-in network: ``lenet300``, ``lenet5`` (MNIST; what
+    ``bench/deep_compression.py`` measures and ``mcu-dc demo`` / ``mcu-dc compress`` use) or
+    ``resnet20|32|44|56`` (CIFAR-10, starting from pretrained weights: see :func:`_resnet_recipe`).
+    ``quick`` keeps every stage but trains for an epoch or two (smoke tests); for the ResNets it
+    also trains on 5,000 random training images, validates on 1,000 and measures on the first
+    1,000 test images (a CPU-sized run)."""
+    if model not in RECIPES:
+        raise ConfigError(f"no tuned recipe for model {model!r}; the built-in ones are {', '.join(RECIPES)}")
+    if model in CIFAR_RESNETS:
+        cfg = _resnet_recipe(model)
+        if quick:
+            cfg.dense.epochs = 2
+            cfg.prune.rounds = 1
+            cfg.prune.grid = [0.5, 0.7, 0.9]
+            cfg.prune.retrain.epochs = 1
+            cfg.finetune.epochs = 1
+            cfg.train_subset, cfg.val_size, cfg.test_subset = 5000, 1000, 1000
+        return cfg
     shift = 2
     if model == "lenet300":
         cfg = CompressConfig(

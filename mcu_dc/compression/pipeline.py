@@ -6,11 +6,25 @@
 the config), the float model's metrics after each stage and the integer model's
 (bit-exact simulator) in ``meta["metrics"]`` (``meta["accuracy"]`` too for a
 classifier), the settings, the capture's notes and the compression report.
+
+Where the dense weights came from is recorded in ``meta["dense_weights"]``: ``{"source":
+"weights", "path", "sha256"}`` for a user's trained weights (``weights=``, CLI ``--weights``:
+loaded into the ``nn.Module`` before capture; dense training is skipped), ``{"source":
+"pretrained cache", "path"}`` for the ``pretrained=`` cache, or ``{"source": "trained"}``.
+
+A model whose ``input_norm`` attribute is ``(mean, std)`` (the built-in CIFAR ResNets) expects
+per-channel normalized inputs: uint8 image datasets are turned into
+``Dataset.normalized(mean, std)`` float features for training, calibration and evaluation (the
+integer model then takes int8 inputs with a calibrated scale and zero point), and
+``meta["input_norm"] = {"mean": [...], "std": [...]}`` tells ``mcu-dc simulate`` and
+``mcu-dc verify`` to apply the same normalization to raw images.
 """
 
 from __future__ import annotations
 
+import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +36,7 @@ from torch import nn
 from mcu_dc.compression import cluster, prune, sensitivity
 from mcu_dc.compression.capture import capture
 from mcu_dc.compression.config import CompressConfig
+from mcu_dc.compression.dense_weights import WeightsInfo, load_weights
 from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
 from mcu_dc.compression.train import check_outputs, metrics, predict_outputs, train
@@ -44,6 +59,7 @@ class Artifacts:
     sparsity: dict[str, float] = field(default_factory=dict)
     qualities: dict[str, float] = field(default_factory=dict)
     float_vs_int_max_abs: float = 0.0
+    dense_weights: dict[str, Any] = field(default_factory=dict)  # where the dense weights came from
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -84,12 +100,27 @@ def split_validation(train_set: Dataset, val_size: int, seed: int) -> tuple[Data
     return train_set.subset(np.sort(perm[val_size:])), train_set.subset(np.sort(perm[:val_size]))
 
 
+_CACHE_HINT = (
+    "--pretrained is a cache of the captured graph's dense weights that mcu_dc itself writes after dense "
+    "training; pass another --pretrained path, or remove that file if it is a cache you made. To start "
+    "from your own trained weights (a state dict of your nn.Module) use --weights FILE instead"
+)
+
+
 def load_pretrained(net: GraphNet, path: Path) -> bool:
     """Load cached dense weights into ``net``; False if the file does not exist."""
     if not path.is_file():
         return False
-    state = torch.load(path, map_location="cpu", weights_only=True)
     try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ModelError(
+            f"the --pretrained cache {path} cannot be read ({type(exc).__name__}); it is not a cache this "
+            f"version of mcu_dc wrote, or it is truncated. {_CACHE_HINT}"
+        ) from None
+    try:
+        if not isinstance(state, dict):
+            raise KeyError("(the file is not a dict of tensors)")
         for wl in net.weight_layers():
             w, b = state[f"{wl.name}.weight"], state[f"{wl.name}.bias"]
             if w.shape != wl.weight.shape or b.shape != wl.bias.shape:
@@ -98,10 +129,43 @@ def load_pretrained(net: GraphNet, path: Path) -> bool:
             wl.bias.data.copy_(b)
     except KeyError as exc:
         raise ModelError(
-            f"pretrained weights {path} do not match the model (layer {exc.args[0]!r} missing or of another "
-            "shape); delete the file or pass another --pretrained path"
+            f"the --pretrained cache {path} does not match this model (layer {exc.args[0]!r} missing or of "
+            f"another shape). {_CACHE_HINT}"
         ) from None
     return True
+
+
+def model_input_norm(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The model's ``input_norm`` attribute ``(mean, std)``, per channel, or None."""
+    norm = getattr(model, "input_norm", None)
+    if norm is None:
+        return None
+    try:
+        mean, std = norm
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    except (TypeError, ValueError):
+        raise ModelError(
+            f"{type(model).__name__}.input_norm is {norm!r}; it must be (mean, std), one value per input "
+            "channel each (e.g. ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))), or None"
+        ) from None
+
+
+def apply_input_norm(data: Dataset, norm: tuple[tuple[float, ...], tuple[float, ...]] | None) -> Dataset:
+    """``data`` as the model sees it: uint8 images normalized with ``norm``; anything else as it is
+    (float features are taken to be the model's inputs already)."""
+    if norm is None or data.is_float_input:
+        return data
+    return data.normalized(*norm)
+
+
+def _subsets(fit: Dataset, test: Dataset, cfg: CompressConfig) -> tuple[Dataset, Dataset]:
+    """``cfg.train_subset`` random training samples (seeded) and the first ``cfg.test_subset`` test ones."""
+    if 0 < cfg.train_subset < len(fit):
+        pick = np.random.default_rng(cfg.seed + 1).permutation(len(fit))[: cfg.train_subset]
+        fit = fit.subset(np.sort(pick))
+    if 0 < cfg.test_subset < len(test):
+        test = test.subset(np.arange(cfg.test_subset))
+    return fit, test
 
 
 def save_pretrained(net: GraphNet, path: Path) -> None:
@@ -171,8 +235,11 @@ def finish(
     original_bytes: int,
 ) -> CompressedModel:
     """Stage 2 (cluster + fine-tune or DQC), integer model, encoding, simulator metrics, report."""
+    norm = getattr(net, "input_norm", None)
+    train_set, test_set = apply_input_norm(train_set, norm), apply_input_norm(test_set, norm)
     train_set, test_set = cfg.datasets_for_task(train_set, test_set)
-    fit = fit.with_task(test_set.task)
+    _, test_set = _subsets(fit, test_set, cfg)
+    fit = apply_input_norm(fit, norm).with_task(test_set.task)
     task = test_set.task
     for stage, acc in art.accuracy.items():  # stage-1 figures carried over by callers (bench)
         art.metrics.setdefault(stage, {"accuracy": acc})
@@ -206,7 +273,11 @@ def finish(
         "original_bytes": original_bytes,
         "task": task,
         "notes": [str(n) for n in getattr(net, "notes", [])],
+        "dense_weights": dict(art.dense_weights) or WeightsInfo("trained").to_meta(),
     }
+    if norm is not None and test_set.normalization is not None:
+        mean, std = test_set.normalization
+        meta["input_norm"] = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     cm = CompressedModel(im, meta, max_code_len=cfg.max_code_len, lut_bits=cfg.lut_bits)
     art.timings["encode"] = time.perf_counter() - t0
 
@@ -257,11 +328,24 @@ def dense_and_prune(
     *,
     device: str | torch.device = "cpu",
     pretrained: str | Path | None = None,
+    weights: str | Path | None = None,
     progress: bool = True,
     say: Any = None,
 ) -> Stage1:
-    """Capture, train (or load) the dense model, then prune it iteratively."""
+    """Capture, train (or load) the dense model, then prune it iteratively.
+
+    ``weights``: a user's trained state dict, loaded into ``model`` before capture (dense
+    training is skipped). ``pretrained``: mcu_dc's own cache of the dense graph weights.
+    """
     cfg.validate()
+    if weights is not None and pretrained is not None:
+        raise ConfigError(
+            "both weights (--weights) and a pretrained cache (--pretrained) were given; pass --weights to "
+            "start from your trained state dict, or --pretrained to cache mcu_dc's own dense training"
+        )
+    info = load_weights(model, weights) if weights is not None else None  # before capture: BN folds it
+    norm = model_input_norm(model)
+    train_set, test_set = apply_input_norm(train_set, norm), apply_input_norm(test_set, norm)
     train_set, test_set = cfg.datasets_for_task(train_set, test_set)
     dev = _device(device)
     torch.manual_seed(cfg.seed)
@@ -270,19 +354,29 @@ def dense_and_prune(
         raise DataError(f"train inputs {train_set.input_shape} and test inputs {test_set.input_shape} differ")
     art = Artifacts()
     net = capture(model, train_set.input_shape).to(dev)
+    net.input_norm = norm if train_set.normalization is not None else None
+    if net.input_norm is not None:
+        say(f"inputs normalized per channel: mean {list(norm[0])}, std {list(norm[1])} (int8 device input)")
     check_outputs(net, train_set, dev)
     original_bytes = 4 * net.n_params()
     fit, val = split_validation(train_set, cfg.val_size, cfg.seed)
+    fit, test_set = _subsets(fit, test_set, cfg)
 
     t0 = time.perf_counter()
     cache = Path(pretrained) if pretrained else None
-    if cache is not None and load_pretrained(net, cache):
-        say(f"dense weights loaded from {cache}")
+    if info is not None:
+        art.dense_weights = info.to_meta()
+        say(f"dense weights {info.describe()}; dense training skipped")
+    elif cache is not None and load_pretrained(net, cache):
+        art.dense_weights = WeightsInfo("pretrained cache", str(cache)).to_meta()
+        say(f"dense weights loaded from the --pretrained cache {cache}")
         net.to(dev)
     else:
         train(net, fit, cfg.dense, dev, desc="dense", progress=progress)
+        art.dense_weights = WeightsInfo("trained").to_meta()
         if cache is not None:
             save_pretrained(net, cache)
+            art.dense_weights["cache"] = str(cache)
     art.timings["dense"] = time.perf_counter() - t0
     text = _measure(art, "dense", net, test_set, dev)
     art.weights["dense"] = _snapshot(net)
@@ -309,6 +403,7 @@ def run_pipeline(
     device: str | torch.device = "cpu",
     name: str | None = None,
     pretrained: str | Path | None = None,
+    weights: str | Path | None = None,
     progress: bool = True,
     log: Any = None,
 ) -> tuple[CompressedModel, Artifacts]:
@@ -317,7 +412,15 @@ def run_pipeline(
     say = log or (lambda msg: None)
     t_start = time.perf_counter()
     s1 = dense_and_prune(
-        model, train_set, test_set, cfg, device=device, pretrained=pretrained, progress=progress, say=say
+        model,
+        train_set,
+        test_set,
+        cfg,
+        device=device,
+        pretrained=pretrained,
+        weights=weights,
+        progress=progress,
+        say=say,
     )
     cm = finish(
         s1.net,
@@ -346,8 +449,10 @@ def compress(
 ) -> CompressedModel:
     """Deep-compress ``model`` (prune, trained quantization, Huffman) into a :class:`CompressedModel`.
 
-    Keyword arguments: ``device`` ("cpu" | "cuda"), ``name``, ``pretrained`` (a path that
-    caches the dense weights: loaded when present, written after dense training otherwise),
-    ``progress`` (tqdm bars), ``log`` (a callable taking one line of text).
+    Keyword arguments: ``device`` ("cpu" | "cuda"), ``name``, ``weights`` (a file holding the
+    model's trained state dict, e.g. ``torch.save(model.state_dict(), path)``: loaded into
+    ``model``, dense training skipped), ``pretrained`` (mcu_dc's own cache of the dense weights:
+    loaded when present, written after dense training otherwise), ``progress`` (tqdm bars),
+    ``log`` (a callable taking one line of text).
     """
     return run_pipeline(model, train, test, config, **kwargs)[0]

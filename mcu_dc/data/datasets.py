@@ -1,18 +1,26 @@
 """Datasets: the :class:`Dataset` container (uint8 images or float features; class labels
-or float targets; the task) and the built-in image sets MNIST, Fashion-MNIST (idx .gz
-files) and scikit-learn's digits.
+or float targets; the task), the built-in sets MNIST, Fashion-MNIST (idx .gz files),
+CIFAR-10 (binary batches, xz-compressed; :mod:`mcu_dc.data.cifar`) and scikit-learn's
+digits, and a user's own ``.npz`` file (:mod:`mcu_dc.data.npz`).
 
 For uint8 images the device's input is the raw byte; the float model sees
 ``byte * input_scale`` (no mean/std normalisation, so quantising the input is exact).
 Float features are quantized to int8 with the model's calibrated input scale and zero
-point.
+point. :meth:`Dataset.normalized` turns images into per-channel normalized float features
+(``(byte * input_scale - mean_c) / std_c``) for models trained that way (the CIFAR ResNets);
+they still count as images for augmentation.
+
+:func:`load_dataset` / :func:`load_train_test` take a built-in name (:data:`DATASETS`) or
+the path of a ``.npz`` file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +32,9 @@ from mcu_dc.errors import DataError
 
 ENV_VAR = "MCU_DC_DATA"
 IDX_DATASETS = ("mnist", "fashion-mnist")
-DATASETS = (*IDX_DATASETS, "digits")
+DATASETS = (*IDX_DATASETS, "digits", "cifar10")
+ALIASES = {"cifar-10": "cifar10"}
+SPLITS = ("train", "test")
 
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -65,6 +75,11 @@ class Dataset:
     ``anomaly`` (reconstruction only, optional): ``(N,)`` 0/1, 1 = anomalous; the
     reconstruction error's AUC is reported when both kinds are present.
 
+    ``class_names`` (optional): the name of each class, ``num_classes`` of them.
+    ``normalization`` (float features only, set by :meth:`normalized`): the per-channel
+    ``(mean, std)`` the features were made with from images; such features still count as
+    images (:attr:`is_image`: random crop, flip and shift apply to them).
+
     ``images`` and ``labels`` are aliases of ``x`` and the targets (positional
     ``Dataset(name, images, labels, input_scale, num_classes)`` keeps working).
     """
@@ -76,6 +91,8 @@ class Dataset:
     num_classes: int = 10
     task: str = "classification"
     anomaly: np.ndarray | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] | None = None
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -88,6 +105,10 @@ class Dataset:
         self.y = self._check_targets(None if self.y is None else np.asarray(self.y), n)
         if self.anomaly is not None:
             self.anomaly = self._check_anomaly(np.asarray(self.anomaly), n)
+        if self.class_names is not None:
+            self.class_names = self._check_class_names(self.class_names)
+        if self.normalization is not None:
+            self.normalization = self._check_normalization(self.normalization)
 
     # ------------------------------------------------------------------ validation
     def _where(self) -> str:
@@ -195,6 +216,26 @@ class Dataset:
             )
         return a.astype(np.int8)
 
+    def _check_class_names(self, names: Sequence[str]) -> tuple[str, ...]:
+        out = tuple(str(v) for v in names)
+        if self.task != "classification" or len(out) != self.num_classes:
+            raise DataError(
+                f"{self._where()}: {len(out)} class names for a {self.task!r} dataset with num_classes="
+                f"{self.num_classes}; give one name per class of a classification set, or none"
+            )
+        return out
+
+    def _check_normalization(
+        self, norm: tuple[Sequence[float], Sequence[float]]
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if not self.is_float_input:
+            raise DataError(
+                f"{self._where()}: normalization is recorded for float features made from images; this "
+                "dataset holds the uint8 bytes themselves. Use dataset.normalized(mean, std) instead"
+            )
+        mean, std = _check_mean_std(norm[0], norm[1], self.input_shape[0], self._where())
+        return mean, std
+
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
         return len(self.x)
@@ -212,6 +253,20 @@ class Dataset:
     @property
     def is_float_input(self) -> bool:
         return self.x.dtype != np.uint8
+
+    @property
+    def is_image(self) -> bool:
+        """uint8 images, or float features made from them by :meth:`normalized` (augmentation applies)."""
+        return not self.is_float_input or self.normalization is not None
+
+    def pad_value(self) -> np.ndarray:
+        """``float32 (C,)``: what a zero (black) pixel is in :meth:`float_inputs`: 0, or ``-mean_c / std_c``
+        for normalized features (the fill of a padded border, as when padding before normalising)."""
+        c = self.input_shape[0]
+        if self.normalization is None:
+            return np.zeros(c, dtype=np.float32)
+        mean, std = (np.asarray(v, dtype=np.float32) for v in self.normalization)
+        return -mean / std
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -246,14 +301,12 @@ class Dataset:
         return self.y if idx is None else self.y[idx]
 
     def subset(self, idx: np.ndarray, name: str | None = None) -> Dataset:
-        return Dataset(
-            name or self.name,
-            self.x[idx],
-            None if self.y is None else self.y[idx],
-            self.input_scale,
-            self.num_classes,
-            self.task,
-            None if self.anomaly is None else self.anomaly[idx],
+        return dataclasses.replace(
+            self,
+            name=name or self.name,
+            x=self.x[idx],
+            y=None if self.y is None else self.y[idx],
+            anomaly=None if self.anomaly is None else self.anomaly[idx],
         )
 
     def with_task(self, task: str) -> Dataset:
@@ -262,10 +315,53 @@ class Dataset:
         if task == self.task:
             return self
         if task == "reconstruction":
-            return Dataset(self.name, self.x, None, self.input_scale, self.num_classes, task)
+            return dataclasses.replace(self, y=None, task=task, anomaly=None, class_names=None)
         raise DataError(
             f"dataset {self.name!r} is for task {self.task!r} but task {task!r} was asked for. {_TASK_HINT}"
         )
+
+    def normalized(self, mean: Sequence[float], std: Sequence[float]) -> Dataset:
+        """These uint8 images as per-channel normalized float32 features
+        ``(x * input_scale - mean_c) / std_c`` (same targets, task, anomaly labels, class names).
+
+        For models trained on normalized inputs (the CIFAR ResNets: ImageNet mean (0.485, 0.456,
+        0.406), std (0.229, 0.224, 0.225)); the device then takes int8-quantized features. The
+        result remembers ``(mean, std)`` and still counts as images (:attr:`is_image`), so random
+        crop, flip and shift apply, padding with the value of a black pixel. A reconstruction
+        dataset without targets reconstructs the normalized features.
+        """
+        w = self._where()
+        if self.is_float_input:
+            raise DataError(
+                f"{w}: normalized() turns uint8 images into normalized float features, but this dataset "
+                "already holds float features; normalise the original uint8 dataset (once)"
+            )
+        m, s = _check_mean_std(mean, std, self.input_shape[0], w)
+        x = self.x.astype(np.float32)
+        x *= np.float32(self.input_scale)
+        x -= np.asarray(m, dtype=np.float32)[None, :, None, None]
+        x /= np.asarray(s, dtype=np.float32)[None, :, None, None]
+        return dataclasses.replace(self, x=x, input_scale=1.0, normalization=(m, s))
+
+
+def _check_mean_std(
+    mean: Sequence[float], std: Sequence[float], channels: int, where: str
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    try:
+        m = tuple(float(v) for v in np.ravel(np.asarray(mean, dtype=np.float64)))
+        s = tuple(float(v) for v in np.ravel(np.asarray(std, dtype=np.float64)))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: mean and std must be sequences of numbers, got {mean!r}, {std!r}") from exc
+    if len(m) != channels or len(s) != channels:
+        raise DataError(
+            f"{where}: the inputs have {channels} channel(s) but mean has {len(m)} value(s) and std "
+            f"{len(s)}; give one mean and one std per channel"
+        )
+    if not all(math.isfinite(v) for v in m) or not all(math.isfinite(v) and v > 0 for v in s):
+        raise DataError(
+            f"{where}: mean {m} and std {s} must be finite and every std > 0 (each channel is divided by it)"
+        )
+    return m, s
 
 
 _TASK_HINT = (
@@ -363,16 +459,80 @@ def load_digits_dataset(split: str) -> Dataset:
     return Dataset(f"digits-{split}", images[np.sort(idx)], labels[np.sort(idx)], 1.0 / 16.0)
 
 
-def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load ``name`` (mnist, fashion-mnist, digits), ``split`` train or test."""
-    if split not in _FILES:
+def load_cifar10_dataset(split: str, data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """CIFAR-10 ``split``: uint8 ``(N, 3, 32, 32)``, input_scale 1/255, 10 named classes (sha256-checked)."""
+    from mcu_dc.data.cifar import CIFAR10_CLASSES, load_cifar10
+
+    images, labels = load_cifar10(split, data_dir)
+    return Dataset(
+        f"cifar10-{split}", images, labels, 1.0 / 255.0, len(CIFAR10_CLASSES), class_names=CIFAR10_CLASSES
+    )
+
+
+DatasetRef = str | os.PathLike[str]
+
+
+def _builtin(name: DatasetRef, data_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """The built-in dataset ``name`` stands for, or None when it is a path to a .npz file (a name
+    ending in ``.npz``, or an existing file here or in ``data_dir``). Built-in names win."""
+    from mcu_dc.data.npz import is_npz_path
+
+    key = ALIASES.get(str(name), str(name))
+    if key in DATASETS and not str(name).lower().endswith(".npz"):
+        return key
+    if is_npz_path(name) or (data_dir is not None and (Path(data_dir) / name).is_file()):
+        return None
+    raise DataError(
+        f"unknown dataset {str(name)!r}; choose one of {', '.join(DATASETS)}, or pass the path of a .npz "
+        "file holding x_train, y_train, x_test and y_test (your own data)"
+    )
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+
+
+def _load_builtin(name: str, split: str, data_dir: str | os.PathLike[str] | None) -> Dataset:
     if name == "digits":
         return load_digits_dataset(split)
-    if name in IDX_DATASETS:
-        return load_idx_dataset(name, split, data_dir)
-    raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "cifar10":
+        return load_cifar10_dataset(split, data_dir)
+    return load_idx_dataset(name, split, data_dir)
 
 
-def load_train_test(name: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[Dataset, Dataset]:
-    return load_dataset(name, "train", data_dir), load_dataset(name, "test", data_dir)
+def load_dataset(
+    name: DatasetRef,
+    split: str = "train",
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    task: str | None = None,
+) -> Dataset:
+    """Load ``split`` ('train' or 'test') of a built-in dataset (mnist, fashion-mnist, digits, cifar10)
+    or of a user's ``.npz`` file (see :mod:`mcu_dc.data.npz`).
+
+    ``task`` (optional): for a .npz file, how to read its targets (overrides a ``task`` entry in
+    the file); for a built-in set only ``reconstruction`` can be asked for (the images become the
+    targets).
+    """
+    _check_split(split)
+    key = _builtin(name, data_dir)
+    if key is None:
+        from mcu_dc.data.npz import load_npz
+
+        train, test = load_npz(name, task=task, data_dir=data_dir)
+        return train if split == "train" else test
+    ds = _load_builtin(key, split, data_dir)
+    return ds if task is None else ds.with_task(task)
+
+
+def load_train_test(
+    name: DatasetRef, data_dir: str | os.PathLike[str] | None = None, *, task: str | None = None
+) -> tuple[Dataset, Dataset]:
+    """``(train, test)`` of a built-in dataset or a ``.npz`` file (read once); see :func:`load_dataset`."""
+    key = _builtin(name, data_dir)
+    if key is None:
+        from mcu_dc.data.npz import load_npz
+
+        return load_npz(name, task=task, data_dir=data_dir)
+    return load_dataset(key, "train", data_dir, task=task), load_dataset(key, "test", data_dir, task=task)

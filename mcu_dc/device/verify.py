@@ -31,6 +31,7 @@ from mcu_dc.errors import ConfigError, DataError, DeviceError
 __all__ = [
     "VerifySettings",
     "build_firmware",
+    "dataset_for_model",
     "default_work_dir",
     "load_model_source",
     "load_test_inputs",
@@ -110,22 +111,63 @@ def load_model_source(source: str | os.PathLike[str]) -> tuple[Any, Path | None]
     return load(path), None
 
 
+def dataset_for_model(ds: Any, meta: dict[str, Any] | None, model: Any, label: str) -> Any:
+    """``ds`` as the model takes it: raw images normalized with the model file's recorded
+    ``meta["input_norm"]`` (models trained on normalized images, e.g. the CIFAR ResNets), with
+    the input kind (raw uint8 bytes or float features quantized to int8) and shape checked."""
+    from mcu_dc.core.qmath import InputKind
+
+    norm = (meta or {}).get("input_norm")
+    if norm and not ds.is_float_input:
+        ds = ds.normalized(norm["mean"], norm["std"])
+    kind = getattr(model, "input_kind", InputKind.UINT8)
+    if kind == InputKind.INT8 and not ds.is_float_input:
+        raise DataError(
+            f"the model takes float features (quantized to int8 on the host) but {label} holds raw uint8 "
+            "images, and the model file records no input normalization to turn them into features; pass "
+            "the float features the model was compressed with (e.g. a .npz with float x_test)."
+        )
+    if kind == InputKind.UINT8 and ds.is_float_input:
+        raise DataError(
+            f"the model takes raw uint8 bytes (images) but {label} holds float features; pass the image "
+            "dataset the model was compressed with."
+        )
+    if tuple(ds.input_shape) != tuple(model.input_shape):
+        raise DataError(
+            f"the model takes inputs of shape {tuple(model.input_shape)} (C, H, W) but {label} has inputs "
+            f"of shape {tuple(ds.input_shape)}; pass the --dataset the model was compressed with."
+        )
+    return ds
+
+
 def load_test_inputs(
-    dataset: str, input_shape: tuple[int, int, int], *, data_dir: str | None = None, limit: int | None = None
+    dataset: str,
+    input_shape: tuple[int, int, int],
+    *,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    input_norm: dict[str, Any] | None = None,
+    input_kind: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first ``limit`` test inputs, as the simulator takes them, and their labels or targets.
 
     Raw uint8 rows ``(N, in_len)`` for image datasets; float features for feature datasets
-    (the harness sends their int8 quantization, :func:`mcu_dc.core.simulator.device_input`).
+    and for images normalized with ``input_norm`` (``{"mean": [...], "std": [...]}``, a model
+    file's ``meta["input_norm"]``); the harness sends their int8 quantization,
+    :func:`mcu_dc.core.simulator.device_input`. ``dataset`` is a built-in name or a ``.npz`` path.
     """
+    from types import SimpleNamespace
+
+    from mcu_dc.core.qmath import InputKind
     from mcu_dc.data.datasets import load_dataset
 
     ds = load_dataset(dataset, "test", data_dir)
-    if tuple(ds.input_shape) != tuple(input_shape):
-        raise DataError(
-            f"the model takes inputs of shape {tuple(input_shape)} (C, H, W) but {dataset} test images are "
-            f"{tuple(ds.input_shape)}; pass the --dataset the model was trained on."
-        )
+    if input_kind is None:  # the caller did not say: whatever the data (after normalization) is
+        float_in = ds.is_float_input or bool(input_norm)
+        input_kind = InputKind.INT8 if float_in else InputKind.UINT8
+    spec = SimpleNamespace(input_shape=tuple(input_shape), input_kind=input_kind)
+    meta = {"input_norm": input_norm} if input_norm else None
+    ds = dataset_for_model(ds, meta, spec, f"{dataset} test set")
     n = len(ds) if limit is None else max(0, min(int(limit), len(ds)))
     x = np.ascontiguousarray(ds.simulator_inputs(slice(0, n)).reshape(n, -1))
     y = np.asarray(ds.targets(slice(0, n)))
@@ -206,7 +248,12 @@ def verify(source: str | os.PathLike[str], settings: VerifySettings) -> VerifyRe
     """Verify the model in ``source`` on ``settings.board`` (see the module docstring)."""
     cm, project = load_model_source(source)
     x, y = load_test_inputs(
-        settings.dataset, tuple(cm.model.input_shape), data_dir=settings.data_dir, limit=settings.limit
+        settings.dataset,
+        tuple(cm.model.input_shape),
+        data_dir=settings.data_dir,
+        limit=settings.limit,
+        input_norm=(cm.meta or {}).get("input_norm"),
+        input_kind=getattr(cm.model, "input_kind", None),
     )
     if len(x) == 0:
         raise ConfigError("--limit 0 leaves nothing to verify; pass a positive --limit or leave it out")
