@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
         "--model",
         required=True,
         help="lenet300, lenet5, resnet20|resnet32|resnet44|resnet56 (He et al.'s CIFAR ResNets, RGB "
-        "inputs normalized with the ImageNet mean/std), or path/to/file.py:factory (a function returning "
+        "inputs normalized with the ImageNet mean/std), the MLPerf Tiny references resnet8|dscnn|"
+        "mobilenet_v1_025|fc_autoencoder (with their reference weights from the shared data folder; "
+        "--weights also takes their .h5/.tflite), or path/to/file.py:factory (a function returning "
         "your torch.nn.Module)",
     )
     p.add_argument(
@@ -115,6 +117,8 @@ def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
                 "a GPU, days on a CPU)"
             )
         cfg = recipe(args.model, quick=args.quick)
+    elif args.model == "resnet8" and dataset == "cifar10":
+        cfg = recipe(args.model, quick=args.quick)  # from the MLPerf Tiny reference weights
     elif args.model in ("lenet300", "lenet5") and dataset in ("mnist", "fashion-mnist"):
         cfg = recipe(args.model, quick=args.quick)  # the tuned recipe bench/deep_compression.py measures
     else:

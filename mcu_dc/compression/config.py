@@ -240,7 +240,10 @@ def default_config(dataset: str, train: Dataset | None = None) -> CompressConfig
 
 
 CIFAR_RESNETS = ("resnet20", "resnet32", "resnet44", "resnet56")
-RECIPES = ("lenet300", "lenet5", *CIFAR_RESNETS)
+RECIPES = ("lenet300", "lenet5", *CIFAR_RESNETS, "resnet8")
+
+
+_CIFAR_AUG = {"augment_crop": 4, "augment_flip": True}  # He et al.'s CIFAR augmentation
 
 
 def _resnet_recipe(model: str) -> CompressConfig:
@@ -251,18 +254,23 @@ def _resnet_recipe(model: str) -> CompressConfig:
     per-layer budget, their errors add up over more layers), each retrained with SGD and the
     standard CIFAR augmentation (random crop after 4-pixel padding, horizontal flip). Weight
     sharing: 4-bit codebooks for the convolutions, 5-bit for the classifier, centroids fine-tuned.
+    Training runs on the captured graph, whose BatchNorm is folded into the convolutions, so the
+    learning rates are lower than with BatchNorm (and training from scratch here is untested:
+    train in PyTorch and pass the weights).
     """
     depth = int(model.removeprefix("resnet"))
-    aug = {"augment_crop": 4, "augment_flip": True}
-    budget = {20: 0.006, 32: 0.005, 44: 0.004, 56: 0.003}[depth]
+    aug = _CIFAR_AUG
+    budget = {8: 0.006, 20: 0.006, 32: 0.005, 44: 0.004, 56: 0.003}[depth]
     return CompressConfig(
-        dense=TrainConfig(epochs=200, lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
+        # only without --weights; untested (no BatchNorm in the captured graph, so not He et al.'s lr 0.1)
+        dense=TrainConfig(epochs=200, lr=0.02, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
         prune=PruneConfig(
             rounds=3,
             budget=budget,
             max_sparsity=0.9,
             grid=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9],
-            retrain=TrainConfig(epochs=15, lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
+            # the captured graph has BatchNorm folded away: lr 0.01 already diverges, 0.002 is safe
+            retrain=TrainConfig(epochs=15, lr=0.002, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
         ),
         cluster=ClusterConfig(conv_bits=4, fc_bits=5),
         finetune=TrainConfig(epochs=8, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=128, **aug),
@@ -280,8 +288,12 @@ def recipe(model: str, quick: bool = False) -> CompressConfig:
     1,000 test images (a CPU-sized run)."""
     if model not in RECIPES:
         raise ConfigError(f"no tuned recipe for model {model!r}; the built-in ones are {', '.join(RECIPES)}")
-    if model in CIFAR_RESNETS:
+    if model in (*CIFAR_RESNETS, "resnet8"):  # resnet8: MLPerf Tiny's, from its reference weights
         cfg = _resnet_recipe(model)
+        if model == "resnet8":  # raw pixels 0..255 in: SGD's step blows up the first conv; Adam is scale-free
+            cfg.prune.retrain = TrainConfig(
+                epochs=15, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=128, **_CIFAR_AUG
+            )
         if quick:
             cfg.dense.epochs = 2
             cfg.prune.rounds = 1

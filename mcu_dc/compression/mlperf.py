@@ -376,6 +376,9 @@ def build_mlperf(
     """
     model = _spec(name).builder()
     model.weights_source = None  # type: ignore[assignment]
+    model.weights_path = None  # type: ignore[assignment]
+    if name in MLPERF_INPUT_SCALE:  # what one input byte means to the float model (uint8 images)
+        model.input_scale = MLPERF_INPUT_SCALE[name]  # type: ignore[assignment]
     path: Path | None = Path(weights) if weights is not None else None
     if path is None and pretrained:
         path = default_weights(name, data_dir)
@@ -383,7 +386,13 @@ def build_mlperf(
     if path is not None:
         info = load_weights(model, path)
         model.weights_source = info.describe()  # type: ignore[assignment]
+        model.weights_path = str(path)  # type: ignore[assignment]
     return model.eval()
+
+
+def is_mlperf(model: nn.Module) -> bool:
+    """True for the MLPerf Tiny reference architectures (their weights import from Keras / TFLite)."""
+    return isinstance(model, _KerasNet)
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> ImportInfo:

@@ -338,14 +338,17 @@ class CifarResNet(nn.Module):
         return self.linear(self.flatten(self.pool(out)))
 
 
-BUILTIN = ("lenet300", "lenet5", *CIFAR_RESNET_DEPTHS)
+MLPERF = ("resnet8", "dscnn", "mobilenet_v1_025", "fc_autoencoder")  # mcu_dc.compression.mlperf
+BUILTIN = ("lenet300", "lenet5", *CIFAR_RESNET_DEPTHS, *MLPERF)
 
 
 def build_model(
     spec: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10
 ) -> nn.Module:
-    """``lenet300``, ``lenet5``, ``resnet20|32|44|56`` (CIFAR ResNets, RGB inputs) or
-    ``path/to/file.py:factory`` (a function returning an nn.Module)."""
+    """``lenet300``, ``lenet5``, ``resnet20|32|44|56`` (CIFAR ResNets, RGB inputs), the MLPerf Tiny
+    references ``resnet8``, ``dscnn``, ``mobilenet_v1_025``, ``fc_autoencoder`` (with their reference
+    weights when the shared data folder holds them) or ``path/to/file.py:factory`` (a function
+    returning an nn.Module)."""
     c, h, w = input_shape
     if spec == "lenet300":
         return LeNet300(c * h * w, num_classes)
@@ -364,7 +367,27 @@ def build_model(
                 "grey images."
             )
         return CifarResNet(CIFAR_RESNET_DEPTHS[spec], num_classes)
+    if spec in MLPERF:
+        return _mlperf(spec, input_shape)
     return load_factory(spec)
+
+
+def _mlperf(name: str, input_shape: tuple[int, int, int]) -> nn.Module:
+    """An MLPerf Tiny reference network with its reference weights when the shared data folder
+    has them (``weights_source`` says so; the pipeline then skips dense training), else random."""
+    from mcu_dc.compression import mlperf
+    from mcu_dc.errors import DataError
+
+    want = mlperf.MLPERF_MODELS[name].input_shape
+    if tuple(input_shape) != tuple(want):
+        raise ModelError(
+            f"{name} takes inputs of shape {want} (C, H, W) but the dataset has {tuple(input_shape)}; use a "
+            f"dataset of that shape (for resnet8: --dataset cifar10; your own data: --dataset file.npz)."
+        )
+    try:
+        return mlperf.build_mlperf(name, pretrained=True)
+    except DataError:
+        return mlperf.build_mlperf(name)  # no reference weights here: random init, dense training runs
 
 
 def load_factory(spec: str) -> nn.Module:

@@ -22,6 +22,7 @@ integer model then takes int8 inputs with a calibrated scale and zero point), an
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 import zipfile
@@ -150,6 +151,44 @@ def model_input_norm(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, 
         ) from None
 
 
+def _load_dense_weights(model: nn.Module, weights: str | Path | None) -> WeightsInfo | None:
+    """``--weights`` (a torch state dict; for an MLPerf reference model also its Keras .h5, SavedModel
+    folder or .tflite), or the reference weights an MLPerf model was built with; None: train here."""
+    from mcu_dc.compression import mlperf
+
+    if weights is not None and mlperf.is_mlperf(model) and Path(weights).suffix != ".pt":
+        p = Path(weights)
+        if p.is_dir() or p.suffix in (".h5", ".tflite"):
+            model.weights_source = mlperf.load_weights(model, p).describe()  # type: ignore[assignment]
+            return WeightsInfo("weights", str(p), sha256=_sha256_or_none(p))
+    if weights is not None:
+        return load_weights(model, weights)
+    if getattr(model, "weights_source", None):
+        path = getattr(model, "weights_path", None)
+        return WeightsInfo("reference", str(path) if path else None, sha256=_sha256_or_none(path))
+    return None
+
+
+def _sha256_or_none(path: Any) -> str | None:
+    import hashlib
+
+    p = Path(path) if path else None
+    if p is None or not p.is_file():
+        return None
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def apply_input_scale(data: Dataset, model: nn.Module) -> Dataset:
+    """uint8 images at the model's own ``input_scale`` (MLPerf ResNet-8 takes raw pixels, scale 1);
+    ``model`` is the user's module or the captured graph, which carries it as ``model_input_scale``."""
+    scale = getattr(model, "input_scale", None)
+    if isinstance(model, GraphNet):
+        scale = getattr(model, "model_input_scale", None)
+    if scale is None or data.is_float_input or float(scale) == float(data.input_scale):
+        return data
+    return dataclasses.replace(data, input_scale=float(scale))
+
+
 def apply_input_norm(data: Dataset, norm: tuple[tuple[float, ...], tuple[float, ...]] | None) -> Dataset:
     """``data`` as the model sees it: uint8 images normalized with ``norm``; anything else as it is
     (float features are taken to be the model's inputs already)."""
@@ -237,6 +276,7 @@ def finish(
     """Stage 2 (cluster + fine-tune or DQC), integer model, encoding, simulator metrics, report."""
     norm = getattr(net, "input_norm", None)
     train_set, test_set = apply_input_norm(train_set, norm), apply_input_norm(test_set, norm)
+    train_set, test_set = apply_input_scale(train_set, net), apply_input_scale(test_set, net)
     train_set, test_set = cfg.datasets_for_task(train_set, test_set)
     _, test_set = _subsets(fit, test_set, cfg)
     fit = apply_input_norm(fit, norm).with_task(test_set.task)
@@ -343,9 +383,10 @@ def dense_and_prune(
             "both weights (--weights) and a pretrained cache (--pretrained) were given; pass --weights to "
             "start from your trained state dict, or --pretrained to cache mcu_dc's own dense training"
         )
-    info = load_weights(model, weights) if weights is not None else None  # before capture: BN folds it
+    info = _load_dense_weights(model, weights)  # before capture: BN folds it
     norm = model_input_norm(model)
     train_set, test_set = apply_input_norm(train_set, norm), apply_input_norm(test_set, norm)
+    train_set, test_set = apply_input_scale(train_set, model), apply_input_scale(test_set, model)
     train_set, test_set = cfg.datasets_for_task(train_set, test_set)
     dev = _device(device)
     torch.manual_seed(cfg.seed)
@@ -355,6 +396,7 @@ def dense_and_prune(
     art = Artifacts()
     net = capture(model, train_set.input_shape).to(dev)
     net.input_norm = norm if train_set.normalization is not None else None
+    net.model_input_scale = getattr(model, "input_scale", None)  # finish() sees the same inputs
     if net.input_norm is not None:
         say(f"inputs normalized per channel: mean {list(norm[0])}, std {list(norm[1])} (int8 device input)")
     check_outputs(net, train_set, dev)

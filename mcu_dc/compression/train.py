@@ -262,6 +262,13 @@ def train(
             xb = augment_batch(x_all[idx], cfg, gen, fill)
             yb = xb.reshape(len(idx), -1) if self_target else y_all[idx]
             loss = loss_fn(data.task, net(xb), yb)
+            if not torch.isfinite(loss):
+                raise ConfigError(
+                    f"{desc}: training diverged (the loss became {float(loss.item())} at step {step + 1}, "
+                    f"lr {opt.param_groups[0]['lr']:.3g}, {cfg.optimizer}); lower this stage's lr or use "
+                    "optimizer = \"adam\" (inputs with a large range, such as raw pixels 0..255, need "
+                    "much smaller SGD steps)"
+                )
             opt.zero_grad(set_to_none=False)
             loss.backward()
             with torch.no_grad():

@@ -102,6 +102,7 @@ def test_dataset_metadata(real_dir: Path, cache_dir: Path, monkeypatch: pytest.M
     assert te.subset(np.arange(5)).class_names == CIFAR10_CLASSES
 
 
+@pytest.mark.slow  # only until the default cache holds the decoded batches
 def test_train_split_labels_counts_and_means(real_dir: Path):
     """The whole training set (default cache: about 10 s to decode once per machine, then < 1 s)."""
     tr, te = load_train_test("cifar10", real_dir)

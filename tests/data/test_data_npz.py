@@ -355,3 +355,17 @@ def test_npz_float_regressor_compresses_and_simulates(tmp_path: Path):
     assert cm.model.task == "regression" and m["nmse"] < 0.2
     out, again = simulator_metrics(cm.model, te)
     assert out.shape == (100, 2) and again == pytest.approx(m)
+    # another file's features (9 per sample) do not fit this model: the simulator says so
+    p2 = _save(
+        tmp_path,
+        "nine.npz",
+        x_train=x[:10, :1].repeat(9, 1),
+        y_train=y[:10],
+        x_test=x[:5, :1].repeat(9, 1),
+        y_test=y[:5],
+    )
+    with pytest.raises(
+        DataError, match=r"input shape \(5, 9, 1, 1\) does not fit the model.*takes 8 values"
+    ) as e:
+        mcu_dc.simulate(cm, load_dataset(p2, "test").simulator_inputs())
+    assert "\n" not in str(e.value)
