@@ -153,49 +153,6 @@ class LambdaLayer(nn.Module):
         return self.fn(x)
 
 
-class _OptionABlock(nn.Module):
-    """CIFAR ResNet basic block; a change of width uses the parameter-free option-A shortcut."""
-
-    def __init__(self, cin: int, planes: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut: nn.Module = nn.Sequential()
-        if stride != 1 or cin != planes:
-            pad = planes // 4
-            self.shortcut = LambdaLayer(
-                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad), "constant", 0)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += self.shortcut(x)
-        return F.relu(out)
-
-
-class TinyCifarResNet(nn.Module):
-    """A CIFAR ResNet (ResNet-20 family) with one block per stage and option-A shortcuts."""
-
-    def __init__(
-        self, widths: tuple[int, int] = (8, 16), num_classes: int = 10, in_channels: int = 3
-    ) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        self.layer1 = _OptionABlock(widths[0], widths[0], 1)
-        self.layer2 = _OptionABlock(widths[0], widths[1], 2)
-        self.linear = nn.Linear(widths[1], num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer2(self.layer1(out))
-        out = F.avg_pool2d(out, out.size()[3])
-        return self.linear(out.view(out.size(0), -1))
-
-
 class TinyMobileNet(nn.Module):
     """MobileNet-style: a strided stem with ReLU6, a depthwise 3x3 with channel multiplier 2,
     a pointwise 1x1, a padded 3x3 average pool, a "same"-padded 4x4 conv, mean over H and W, a classifier."""
@@ -237,14 +194,6 @@ class FCAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-
-TEST_NETS = {
-    "tiny_dscnn": TinyDSCNN,
-    "tiny_resnet8": TinyResNet8,
-    "tiny_cifar_resnet": TinyCifarResNet,
-    "tiny_mobilenet": TinyMobileNet,
-    "fc_autoencoder": FCAutoencoder,
-}
 
 # --------------------------------------------------------------------------- CIFAR ResNets
 # He et al., *Deep Residual Learning for Image Recognition* (CVPR 2016), section 4.2: the 6n+2
@@ -292,6 +241,45 @@ class CifarBasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+class _OptionABlock(CifarBasicBlock):
+    """:class:`CifarBasicBlock` spelled the way CIFAR ResNet ports usually write it: the option-A
+    shortcut as a ``LambdaLayer`` over a lambda and an in-place ``+=`` (capture must trace both)."""
+
+    def __init__(self, cin: int, planes: int, stride: int) -> None:
+        super().__init__(cin, planes, stride)
+        if isinstance(self.shortcut, OptionAShortcut):
+            pad = self.shortcut.pad
+            self.shortcut = LambdaLayer(
+                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad), "constant", 0)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class TinyCifarResNet(nn.Module):
+    """A CIFAR ResNet (ResNet-20 family) with one block per stage and option-A shortcuts."""
+
+    def __init__(
+        self, widths: tuple[int, int] = (8, 16), num_classes: int = 10, in_channels: int = 3
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.layer1 = _OptionABlock(widths[0], widths[0], 1)
+        self.layer2 = _OptionABlock(widths[0], widths[1], 2)
+        self.linear = nn.Linear(widths[1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer2(self.layer1(out))
+        out = F.avg_pool2d(out, out.size()[3])
+        return self.linear(out.view(out.size(0), -1))
+
+
 class CifarResNet(nn.Module):
     """The CIFAR-10 ResNet of depth ``6n + 2`` (20, 32, 44, 56, ...): a 3x3 stem conv 3->16 with BN
     and ReLU, three stages of ``n`` basic blocks of widths 16, 32, 64 (the first block of stages 2
@@ -337,6 +325,14 @@ class CifarResNet(nn.Module):
         out = self.layer3(self.layer2(self.layer1(out)))
         return self.linear(self.flatten(self.pool(out)))
 
+
+TEST_NETS = {
+    "tiny_dscnn": TinyDSCNN,
+    "tiny_resnet8": TinyResNet8,
+    "tiny_cifar_resnet": TinyCifarResNet,
+    "tiny_mobilenet": TinyMobileNet,
+    "fc_autoencoder": FCAutoencoder,
+}
 
 MLPERF = ("resnet8", "dscnn", "mobilenet_v1_025", "fc_autoencoder")  # mcu_dc.compression.mlperf
 BUILTIN = ("lenet300", "lenet5", *CIFAR_RESNET_DEPTHS, *MLPERF)
