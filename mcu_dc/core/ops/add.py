@@ -62,9 +62,6 @@ class AddSpec(OpSpec):
     ir_type = Add
     n_inputs = 2
 
-    def out_shape(self, op: Add) -> Shape:
-        return op.shape
-
     def in_shapes(self, op: Add) -> list[Shape]:
         return [tuple(op.shape), tuple(op.shape)]  # type: ignore[list-item]
 

@@ -65,9 +65,6 @@ class AvgPool2DSpec(OpSpec):
     code = Op.AVGPOOL2D
     ir_type = AvgPool2D
 
-    def out_shape(self, op: AvgPool2D) -> Shape:
-        return op.out_shape
-
     def check(self, op: AvgPool2D, where: str) -> None:
         check_window(where, op.in_shape, op.kernel, op.stride)
         kh, kw = op.kernel

@@ -69,7 +69,8 @@ class OpSpec:
     has_weights: ClassVar[bool] = False
 
     def out_shape(self, op: Any) -> Shape:
-        raise NotImplementedError
+        """Every IR op carries its output shape as a property; a spec overrides this only if not."""
+        return tuple(op.out_shape)  # type: ignore[return-value]
 
     def in_shapes(self, op: Any) -> list[Shape]:
         return [tuple(op.in_shape)]  # type: ignore[list-item]

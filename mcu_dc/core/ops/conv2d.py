@@ -149,9 +149,6 @@ class ConvFamilySpec(OpSpec):
 
     has_weights = True
 
-    def out_shape(self, op: Any) -> Shape:
-        return op.out_shape
-
     def scratch_bytes(self, op: Any) -> int:
         _, oh, ow = op.conv_shape
         return 4 * oh * ow  # one output channel of int32 accumulators
@@ -166,7 +163,7 @@ class ConvFamilySpec(OpSpec):
 
     def pack(self, op: Any, w: SectionWriter, opts: PackOptions) -> tuple[dict[str, int], Any]:
         lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
-        f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay, op.name)
+        f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay)
         f.update(geometry_fields(op))
         return f, lay
 

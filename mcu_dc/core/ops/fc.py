@@ -62,9 +62,6 @@ class FCSpec(OpSpec):
     ir_type = FC
     has_weights = True
 
-    def out_shape(self, op: FC) -> Shape:
-        return op.out_shape
-
     def macs(self, op: FC) -> int:
         return int((np.asarray(op.assign) >= 0).sum())
 
@@ -81,7 +78,7 @@ class FCSpec(OpSpec):
 
     def pack(self, op: FC, w: SectionWriter, opts: PackOptions) -> tuple[dict[str, int], Any]:
         lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
-        return wt.pack_weights(op, op.out_features, op.fan_in, w, opts, lay, op.name), lay
+        return wt.pack_weights(op, op.out_features, op.fan_in, w, opts, lay), lay
 
     def unpack(self, f: dict[str, Any], r: SectionReader, name: str, io: IO) -> FC:
         c, h, w = io.in_shapes[0]

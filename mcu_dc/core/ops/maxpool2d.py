@@ -57,9 +57,6 @@ class MaxPool2DSpec(OpSpec):
     code = Op.MAXPOOL2D
     ir_type = MaxPool2D
 
-    def out_shape(self, op: MaxPool2D) -> Shape:
-        return op.out_shape
-
     def check(self, op: MaxPool2D, where: str) -> None:
         check_window(where, op.in_shape, op.kernel, op.stride)
         if op.kernel[0] > op.in_shape[1] or op.kernel[1] > op.in_shape[2]:

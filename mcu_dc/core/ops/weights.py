@@ -163,7 +163,7 @@ def _huffman_section(
 
 
 def pack_weights(
-    op: Any, rows: int, fan_in: int, w: SectionWriter, opts: PackOptions, lay: Any, where: str
+    op: Any, rows: int, fan_in: int, w: SectionWriter, opts: PackOptions, lay: Any
 ) -> dict[str, int]:
     """Write codebook, bias and weight sections; fill ``lay`` (a LayerLayout); return descriptor fields."""
     enc = Encoding(op.encoding)
