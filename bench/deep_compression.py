@@ -42,13 +42,13 @@ PAPER = {
 DQC_PAPER = {"accuracy_pct": 99.70, "bits": 5, "deep_compression_accuracy_pct": 99.20}
 
 
-
 def variants(cfg: CompressConfig) -> dict[str, CompressConfig]:
     out = {"deep_compression": cfg}
     for name, zero in (("dqc", False), ("dqc_zero", True)):
         c = copy.deepcopy(cfg)
         c.cluster.mode = "dqc"
         c.cluster.dqc_zero = zero
+        c.cluster.dqc_weight = "magnitude"  # what the committed LeNet figures were measured with
         c.finetune = TrainConfig(
             epochs=cfg.finetune.epochs,
             lr=1e-3,

@@ -10,7 +10,8 @@
 * The input: raw bytes for uint8 datasets (``zp = -128``, ``scale = input_scale``,
   :attr:`InputKind.UINT8`); for float features a calibrated scale and zero point
   (:attr:`InputKind.INT8`; the device takes the int8 values).
-* Weights: each layer's codebook becomes int8 with ``s_w = max|c| / 127``; weights whose
+* Weights: each layer's codebook becomes int8 with the scale ``s_w = max|c| / m`` (``64 <= m <=
+  127``) that rounds its entries least (:func:`best_weight_scale`); weights whose
   int8 code is 0 are dropped from the sparse stream (they multiply nothing); unused
   codebook entries are removed.
 * Bias: int32 ``round(b / (s_in * s_w))``; requantization ``Requant.from_real(s_in*s_w/s_out)``.
@@ -178,6 +179,26 @@ def best_index_bits(assign: np.ndarray, k: int, max_len: int) -> int:
     return min(costs, key=lambda b: (costs[b], -b))
 
 
+def best_weight_scale(c: np.ndarray, counts: np.ndarray, amax: float) -> float:
+    """The weight scale that puts a layer's codebook closest to the int8 grid.
+
+    ``amax / 127`` spreads the largest entry over the whole range, but a small codebook's other
+    entries then round by up to half a step: a 3-bit codebook's entries nearest zero (which hold
+    most weights) move by several percent. Scales ``amax / m`` for ``m`` in ``[64, 127]`` (a
+    quarter-step grid) are tried; the one with the least squared error, weighted by how many
+    weights use each entry, wins (ties: the finest).
+    """
+    used = counts > 0
+    cu, n = c[used], counts[used].astype(np.float64)
+    best, best_err = amax / 127.0, math.inf
+    for m in np.arange(127.0, 63.9, -0.25):
+        s = amax / m
+        err = float(np.sum(n * (cu - s * np.clip(np.round(cu / s), -127, 127)) ** 2))
+        if err < best_err * (1 - 1e-9):
+            best, best_err = s, err
+    return best
+
+
 def _int_codebook(wl: WeightLayer) -> tuple[np.ndarray, np.ndarray, float]:
     """(int8 codebook, int16 assign with -1 pruned, weight scale)."""
     c = wl.centroids.detach().cpu().numpy().astype(np.float64)
@@ -188,7 +209,7 @@ def _int_codebook(wl: WeightLayer) -> tuple[np.ndarray, np.ndarray, float]:
         raise ModelError(
             f"layer {wl.name!r} has no non-zero weight left (pruned to 100 %); prune it less or remove it."
         )
-    s_w = amax / 127.0
+    s_w = best_weight_scale(c, np.bincount(a[mask], minlength=len(c)), amax)
     cb = np.clip(np.round(c / s_w), -127, 127).astype(np.int64)
     keep = mask & (cb[a] != 0)
     used = np.unique(a[keep])

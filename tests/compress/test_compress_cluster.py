@@ -7,7 +7,7 @@ from torch import nn
 
 from mcu_dc.compression import cluster
 from mcu_dc.compression.capture import capture
-from mcu_dc.compression.cluster import ClusterConfig, kmeans_1d
+from mcu_dc.compression.cluster import DQC_WEIGHTS, ClusterConfig, kmeans_1d
 from mcu_dc.compression.prune import prune_to_sparsity
 from mcu_dc.errors import ConfigError, ModelError
 
@@ -116,3 +116,21 @@ def test_clustering_an_empty_layer_is_refused():
     wl.mask.zero_()
     with pytest.raises(ModelError, match="100 %"):
         cluster.cluster_layer(wl, 2, ClusterConfig())
+
+
+def test_dqc_weighting_keeps_an_entry_near_zero_without_a_zero_entry():
+    """Pure magnitude weighting gives small weights no pull: without a zero entry the codebook then has
+    no value near zero and every small weight moves by the gap (ResNet-20 collapses to chance). The
+    default blend keeps small weights close."""
+    rng = np.random.default_rng(0)
+    vals = rng.laplace(0, 0.05, 20000)  # conv weights are roughly Laplacian
+    small = np.abs(vals) < np.quantile(np.abs(vals), 0.3)
+    err = {}
+    for how in DQC_WEIGHTS:
+        sw = cluster.dqc_sample_weight(vals, how)
+        cent, a = cluster.kmeans_1d(vals, 16, sample_weight=sw)
+        err[how] = float(np.abs(vals - cent[a])[small].mean())
+    assert err["blend"] < 0.5 * err["magnitude"]
+    assert err["uniform"] <= err["blend"]
+    with pytest.raises(ConfigError, match="dqc_weight"):
+        ClusterConfig(dqc_weight="abs").validate()
