@@ -7,12 +7,14 @@ codebooks re-estimated during fine-tuning (straight-through float weights), then
 model (int8 activations), Huffman-coded into the device blob. Every cell's accuracy is the
 **integer** model's, from the bit-exact simulator, on all 10,000 CIFAR-10 test images.
 
-``--full`` adds the whole Deep Compression pipeline (sensitivity-chosen pruning with
-retraining, then the same DQC quantization and Huffman coding) and saves that blob as
-``bench/results/<model>_cifar10.mcudc`` (the model the README quotes).
+``--full`` adds the whole Deep Compression pipeline, the model's recipe
+(:func:`mcu_dc.compression.config.recipe`: sensitivity-chosen pruning with retraining, then DQC
+with a zero entry and Huffman coding) with its rounds and epochs set from the command line, and
+saves that blob as ``bench/results/<model>_cifar10.mcudc`` (the model the README quotes).
 
 Results go to ``bench/results/cifar_resnets.{json,md,png}`` after every cell; a rerun skips
-cells already measured with the same settings (``--force`` remeasures them).
+cells already in the results, whatever their settings (each cell records its own; ``--force``
+remeasures them).
 
     python bench/cifar_resnets.py --models resnet20 --bits 3,4,5 --epochs 2 --threads 2
     python bench/cifar_resnets.py --models resnet20 --full-only --prune-rounds 2 --prune-epochs 4
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mcu_dc.compression.cluster import ClusterConfig  # noqa: E402
-from mcu_dc.compression.config import CompressConfig, PruneConfig  # noqa: E402
+from mcu_dc.compression.config import CompressConfig, PruneConfig, recipe  # noqa: E402
 from mcu_dc.compression.models import build_model  # noqa: E402
 from mcu_dc.compression.pipeline import Artifacts, dense_and_prune, finish  # noqa: E402
 from mcu_dc.compression.quantize import QuantConfig  # noqa: E402
@@ -83,27 +85,16 @@ def cell_config(args: argparse.Namespace, bits: int, zero: bool) -> CompressConf
     )
 
 
-def full_config(args: argparse.Namespace) -> CompressConfig:
-    """The whole pipeline: sensitivity-chosen pruning + retraining, DQC with zero, Huffman coding."""
-    return CompressConfig(
-        prune=PruneConfig(
-            rounds=args.prune_rounds,
-            budget=args.prune_budget,
-            max_sparsity=0.9,
-            grid=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-            retrain=TrainConfig(
-                epochs=args.prune_epochs, lr=0.002, momentum=0.9, weight_decay=1e-4, batch_size=128, **_AUG
-            ),
-        ),
-        cluster=ClusterConfig(
-            conv_bits=args.full_bits, fc_bits=max(args.full_bits, 5), mode="dqc", dqc_zero=True
-        ),
-        finetune=_finetune(args, args.full_epochs),
-        quantize=QuantConfig(auto_index_bits=True),
-        val_size=args.val_size,
-        train_subset=args.train_subset,
-        test_subset=args.test_subset,
-    )
+def full_config(args: argparse.Namespace, model: str) -> CompressConfig:
+    """The model's recipe (sensitivity-chosen pruning + retraining, DQC with zero, Huffman coding),
+    sized by the command line."""
+    cfg = recipe(model)
+    cfg.prune.rounds, cfg.prune.retrain.epochs = args.prune_rounds, args.prune_epochs
+    if args.prune_budget is not None:
+        cfg.prune.budget = args.prune_budget
+    cfg.cluster.conv_bits, cfg.finetune.epochs = args.full_bits, args.full_epochs
+    cfg.val_size, cfg.train_subset, cfg.test_subset = args.val_size, args.train_subset, args.test_subset
+    return cfg
 
 
 def _settings(cfg: CompressConfig) -> dict[str, Any]:
@@ -200,7 +191,7 @@ def run_model(model: str, args: argparse.Namespace, res: Results) -> None:
                 cm.save(ROOT / ".cache" / "bench" / f"{model}_{key}.mcudc")
             res.put(model, key, _summary(cm, art, cfg, time.perf_counter() - t0), {})
     if (args.full or args.full_only) and (args.force or res.get(model, "full") is None):
-        cfg = full_config(args)
+        cfg = full_config(args, model)
         t0 = time.perf_counter()
         s1 = stage1(cfg)
         cm = stage2(s1, s1.net, s1.art, cfg, f"{model}_cifar10", "full")
@@ -337,7 +328,7 @@ def main() -> int:
     ap.add_argument("--full-epochs", type=int, default=3, help="DQC fine-tuning epochs after pruning")
     ap.add_argument("--prune-rounds", type=int, default=2)
     ap.add_argument("--prune-epochs", type=int, default=4, help="retraining epochs per pruning round")
-    ap.add_argument("--prune-budget", type=float, default=0.006, help="accuracy drop per layer and round")
+    ap.add_argument("--prune-budget", type=float, default=None, help="accuracy drop per layer and round")
     ap.add_argument("--val-size", type=int, default=1000, help="held-out images for pruning sensitivity")
     ap.add_argument("--weights-dir", default=str(ROOT.parent / "shared" / "data" / "cifar10_resnets"))
     ap.add_argument("--data-dir", default=None)

@@ -253,7 +253,8 @@ def _resnet_recipe(model: str) -> CompressConfig:
     Pruning: three rounds of sensitivity-chosen per-layer sparsity (deeper nets get a smaller
     per-layer budget, their errors add up over more layers), each retrained with SGD and the
     standard CIFAR augmentation (random crop after 4-pixel padding, horizontal flip). Weight
-    sharing: 4-bit codebooks for the convolutions, 5-bit for the classifier, centroids fine-tuned.
+    sharing: DQC codebooks with a zero entry, 4 bits for the convolutions and 5 for the classifier,
+    re-estimated during 8 epochs of SGD fine-tuning.
     Training runs on the captured graph, whose BatchNorm is folded into the convolutions, so the
     learning rates are lower than with BatchNorm (and training from scratch here is untested:
     train in PyTorch and pass the weights).
@@ -272,8 +273,9 @@ def _resnet_recipe(model: str) -> CompressConfig:
             # the captured graph has BatchNorm folded away: lr 0.01 already diverges, 0.002 is safe
             retrain=TrainConfig(epochs=15, lr=0.002, momentum=0.9, weight_decay=1e-4, batch_size=128, **aug),
         ),
-        cluster=ClusterConfig(conv_bits=4, fc_bits=5),
-        finetune=TrainConfig(epochs=8, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=128, **aug),
+        # DQC with a zero entry: the DQC paper's best ResNet-20 codebook at 4 bits (bench/cifar_resnets.py)
+        cluster=ClusterConfig(conv_bits=4, fc_bits=5, mode="dqc", dqc_zero=True),
+        finetune=TrainConfig(epochs=8, lr=1e-3, momentum=0.9, weight_decay=0.0, batch_size=128, **aug),
         quantize=QuantConfig(auto_index_bits=True),
         val_size=5000,
     )
@@ -293,6 +295,10 @@ def recipe(model: str, quick: bool = False) -> CompressConfig:
         if model == "resnet8":  # raw pixels 0..255 in: SGD's step blows up the first conv; Adam is scale-free
             cfg.prune.retrain = TrainConfig(
                 epochs=15, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=128, **_CIFAR_AUG
+            )
+            cfg.cluster = ClusterConfig(conv_bits=5, fc_bits=5)  # bench/results/resnet8_cpu.toml
+            cfg.finetune = TrainConfig(
+                epochs=8, lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=128, **_CIFAR_AUG
             )
         if quick:
             cfg.dense.epochs = 2
