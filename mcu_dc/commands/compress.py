@@ -140,10 +140,12 @@ def run(args: argparse.Namespace) -> int:
     from mcu_dc.compression.models import build_model
     from mcu_dc.compression.pipeline import run_pipeline
     from mcu_dc.compression.report import to_json, to_markdown
+    from mcu_dc.compression.seeding import seed_everything
     from mcu_dc.data.datasets import load_train_test
 
     train_set, test_set = load_train_test(args.dataset, args.data_dir)
     cfg = choose_config(args, train_set)
+    seed_everything(cfg.seed)  # the model's initial weights are random too
     model = build_model(args.model, train_set.input_shape, train_set.num_classes)
 
     def say(msg: str) -> None:
@@ -170,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         for f in write_plots(art, args.plots):
             say(f"wrote {f}")
     rep = dict(cm.meta["report"])
+    rep["timings_s"] = {k: round(v, 3) for k, v in art.timings.items()}  # this run's, not the file's
     print(to_json(_with_metrics(rep, cm.meta)) if args.json else _markdown(rep, cm.meta, to_markdown))
     return 0
 

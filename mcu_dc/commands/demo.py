@@ -70,16 +70,19 @@ def get_model(work: Path, args: argparse.Namespace) -> Any:
     from mcu_dc.compression.config import recipe
     from mcu_dc.compression.models import build_model
     from mcu_dc.compression.pipeline import run_pipeline
+    from mcu_dc.compression.seeding import seed_everything
     from mcu_dc.data.datasets import load_train_test
 
     train, test = load_train_test("mnist", args.data_dir)
     _say(args, "training and compressing LeNet-300-100 on MNIST (a few minutes on a CPU; cached afterwards)")
+    cfg = recipe("lenet300")
+    seed_everything(cfg.seed)  # the model's initial weights are random too
     model = build_model("lenet300", train.input_shape, train.num_classes)
     cm, _ = run_pipeline(
         model,
         train,
         test,
-        recipe("lenet300"),  # the recipe bench/deep_compression.py measures
+        cfg,  # the recipe bench/deep_compression.py measures
         device=args.device,
         name="lenet300",
         pretrained=work / "lenet300-mnist-dense.pt",
