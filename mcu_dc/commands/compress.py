@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
         "--config",
         type=Path,
         default=None,
-        help="TOML settings (mcu_dc/compression/config.py); default: the model's recipe for built-in "
-        "networks, else defaults for the dataset",
+        help="TOML settings (mcu_dc/compression/config.py) laid over the model's recipe for built-in "
+        "networks, else over the dataset's defaults: keys the file leaves out keep those values",
     )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out", type=Path, required=True, help="the .mcudc file to write")
@@ -96,43 +96,52 @@ def _default_name(spec: str) -> str:
 
 
 def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
-    """--config, else the built-in model's recipe, else defaults for the dataset; then the CLI overrides."""
-    from mcu_dc.compression.config import CIFAR_RESNETS, default_config, load_config, recipe
+    """The built-in model's recipe, else defaults for the dataset; a --config file's keys override
+    them (keys it leaves out keep the recipe's values); then the CLI overrides."""
+    from mcu_dc.compression.config import CIFAR_RESNETS, load_config
     from mcu_dc.errors import ConfigError
 
-    dataset = str(args.dataset)
+    if args.config and args.quick:
+        raise ConfigError(
+            "--quick shortens a built-in model's recipe, but --config was given; set the epochs and "
+            "train_subset in the config file instead"
+        )
+    if not args.config and args.model in CIFAR_RESNETS and args.weights is None and args.pretrained is None:
+        raise ConfigError(
+            f"the {args.model} recipe starts from trained weights: pass --weights FILE (He et al.'s "
+            f"CIFAR-10 weights are in ../shared/data/cifar10_resnets/, e.g. resnet20-12fca82f.th), or "
+            "--config with a [dense] section to train it from scratch here (about 200 epochs: hours on "
+            "a GPU, days on a CPU)"
+        )
+    cfg = _base_config(args, train_set)
     if args.config:
-        cfg = load_config(args.config)
-        if args.quick:
-            raise ConfigError(
-                "--quick shortens a built-in model's recipe, but --config was given; set the epochs and "
-                "train_subset in the config file instead"
-            )
-    elif args.model in CIFAR_RESNETS:
-        if args.weights is None and args.pretrained is None:
-            raise ConfigError(
-                f"the {args.model} recipe starts from trained weights: pass --weights FILE (He et al.'s "
-                f"CIFAR-10 weights are in ../shared/data/cifar10_resnets/, e.g. resnet20-12fca82f.th), or "
-                "--config with a [dense] section to train it from scratch here (about 200 epochs: hours on "
-                "a GPU, days on a CPU)"
-            )
-        cfg = recipe(args.model, quick=args.quick)
-    elif args.model == "resnet8" and dataset == "cifar10":
-        cfg = recipe(args.model, quick=args.quick)  # from the MLPerf Tiny reference weights
-    elif args.model in ("lenet300", "lenet5") and dataset in ("mnist", "fashion-mnist"):
-        cfg = recipe(args.model, quick=args.quick)  # the tuned recipe bench/deep_compression.py measures
-    else:
-        cfg = default_config(dataset, train_set)
-        if args.quick:
-            cfg.dense.epochs = min(cfg.dense.epochs, 2)
-            cfg.prune.rounds = 1
-            cfg.prune.retrain.epochs = 1
-            cfg.finetune.epochs = 1
+        cfg = load_config(args.config, cfg)
     if args.train_subset is not None:
         cfg.train_subset = args.train_subset
     if args.test_subset is not None:
         cfg.test_subset = args.test_subset
     cfg.validate()
+    return cfg
+
+
+def _base_config(args: argparse.Namespace, train_set: Any) -> Any:
+    """What a run without --config uses: the model's tuned recipe where there is one for this
+    dataset, else the dataset's defaults (shortened by --quick)."""
+    from mcu_dc.compression.config import CIFAR_RESNETS, default_config, recipe
+
+    dataset = str(args.dataset)
+    if (
+        args.model in CIFAR_RESNETS
+        or (args.model == "resnet8" and dataset == "cifar10")  # from the MLPerf Tiny reference weights
+        or (args.model in ("lenet300", "lenet5") and dataset in ("mnist", "fashion-mnist"))
+    ):
+        return recipe(args.model, quick=args.quick)  # what the benchmarks measure
+    cfg = default_config(dataset, train_set)
+    if args.quick:
+        cfg.dense.epochs = min(cfg.dense.epochs, 2)
+        cfg.prune.rounds = 1
+        cfg.prune.retrain.epochs = 1
+        cfg.finetune.epochs = 1
     return cfg
 
 

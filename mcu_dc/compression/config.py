@@ -18,6 +18,10 @@ A TOML file mirrors :class:`CompressConfig`::
     [quantize]
     fc_index_bits = 5
 
+Keys a file leaves out keep the values it is laid over: ``mcu-dc compress`` lays it over the
+model's recipe (or the dataset's defaults), so ``[finetune] epochs = 1`` changes the epochs and
+keeps the recipe's optimizer and learning rate. Every value is type-checked (list items and table
+values too) before any training starts, and an error names the key's path.
 Unknown keys are an error (a typo must not be silently ignored). ``task`` (top level)
 is ``auto`` (the dataset's task), ``classification``, ``regression`` or
 ``reconstruction``; it must agree with the dataset (any dataset can be reconstructed).
@@ -25,12 +29,13 @@ is ``auto`` (the dataset's task), ``classification``, ``regression`` or
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from mcu_dc.compression.cluster import ClusterConfig
 from mcu_dc.compression.quantize import QuantConfig
@@ -150,10 +155,14 @@ def _describe_targets(data: Dataset) -> str:
     return f"targets {t.dtype} {tuple(t.shape)}"
 
 
-def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
-    """Build dataclass ``cls`` from a nested dict, refusing unknown keys and wrong types."""
+def from_dict(cls: type, data: dict[str, Any], where: str = "config", base: Any = None) -> Any:
+    """Build dataclass ``cls`` from a nested dict, refusing unknown keys and wrong types.
+
+    Keys the dict leaves out keep ``base``'s values (a partial ``[finetune]`` table changes only
+    the keys it names), or the class defaults without a ``base``.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table, got {type(data).__name__}")
+        raise ConfigError(f"{where} must be a table, got {type(data).__name__} {data!r}")
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -162,18 +171,38 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
             f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
         )
     kwargs: dict[str, Any] = {}
-    for key, value in data.items():
+    for key in names:
         t = hints[key]
         sub = f"{where}.{key}"
+        current = getattr(base, key) if base is not None else None
+        if key not in data:
+            if base is not None:
+                kwargs[key] = copy.deepcopy(current)
+            continue
+        value = data[key]
         if dataclasses.is_dataclass(t):
-            kwargs[key] = from_dict(t, value, sub)  # type: ignore[arg-type]
+            kwargs[key] = from_dict(t, value, sub, current)  # type: ignore[arg-type]
         else:
             kwargs[key] = _coerce(t, value, sub)
     return cls(**kwargs)
 
 
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
 def _coerce(t: Any, value: Any, where: str) -> Any:
+    """``value`` checked against the field type ``t`` (elements of lists and tables too)."""
     origin = getattr(t, "__origin__", None)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} = {value!r} has the wrong type; expected a list")
+        (item,) = get_args(t)
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} = {value!r} has the wrong type; expected a table")
+        _, item = get_args(t)
+        return {k: _coerce(item, v, f"{where}.{k}") for k, v in value.items()}
     if t is bool:
         ok = isinstance(value, bool)
     elif t is int:
@@ -183,18 +212,18 @@ def _coerce(t: Any, value: Any, where: str) -> Any:
         value = float(value) if ok else value
     elif t is str:
         ok = isinstance(value, str)
-    elif origin is list:
-        ok = isinstance(value, list)
-    elif origin is dict:
-        ok = isinstance(value, dict)
     else:
         ok = True
     if not ok:
-        raise ConfigError(f"{where} = {value!r} has the wrong type; expected {getattr(t, '__name__', t)}")
+        expected = _TYPE_NAMES.get(t, getattr(t, "__name__", str(t)))
+        raise ConfigError(f"{where} = {value!r} has the wrong type; expected {expected}")
     return value
 
 
-def load_config(path: str | os.PathLike[str]) -> CompressConfig:
+def load_config(path: str | os.PathLike[str], base: CompressConfig | None = None) -> CompressConfig:
+    """A TOML config; the keys it leaves out keep ``base``'s values (the model's recipe or the
+    dataset's defaults), or :class:`CompressConfig`'s defaults without a ``base``. Every value is
+    type-checked here, before any training starts."""
     path = Path(path)
     if sys.version_info < (3, 11):
         raise ConfigError(
@@ -207,9 +236,9 @@ def load_config(path: str | os.PathLike[str]) -> CompressConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    cfg = from_dict(CompressConfig, data, str(path))
+    cfg = from_dict(CompressConfig, data, str(path), base)
     cfg.validate()
     return cfg
 
