@@ -23,9 +23,7 @@ integer model then takes int8 inputs with a calibrated scale and zero point), an
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from torch import nn
 from mcu_dc.compression import cluster, prune, sensitivity
 from mcu_dc.compression.capture import capture
 from mcu_dc.compression.config import CompressConfig
-from mcu_dc.compression.dense_weights import WeightsInfo, load_weights
+from mcu_dc.compression.dense_weights import WeightsInfo, load_weights, read_checkpoint
 from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
 from mcu_dc.compression.seeding import seed_everything
@@ -114,12 +112,9 @@ def load_pretrained(net: GraphNet, path: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise ModelError(
-            f"the --pretrained cache {path} cannot be read ({type(exc).__name__}); it is not a cache this "
-            f"version of mcu_dc wrote, or it is truncated. {_CACHE_HINT}"
-        ) from None
+        state = read_checkpoint(path)
+    except ModelError as exc:
+        raise ModelError(f"the --pretrained cache cannot be read: {exc} {_CACHE_HINT}") from None
     try:
         if not isinstance(state, dict):
             raise KeyError("(the file is not a dict of tensors)")
