@@ -7,6 +7,7 @@ then the data. Only dtype 0x08 (unsigned byte) is needed for MNIST and Fashion-M
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from mcu_dc.errors import DataError
 
 _UBYTE = 0x08
+MAX_NDIM = 8
 
 
 def parse_idx(raw: bytes, source: str) -> np.ndarray:
@@ -27,11 +29,16 @@ def parse_idx(raw: bytes, source: str) -> np.ndarray:
             "the file is not an MNIST-style idx file."
         )
     ndim = raw[3]
+    if not 1 <= ndim <= MAX_NDIM:
+        raise DataError(
+            f"{source}: idx header at byte 3 gives {ndim} dimensions; an image or label file has 1 to "
+            f"{MAX_NDIM}. The file is corrupt or not an idx file; re-copy it."
+        )
     header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
+    if len(raw) < header:
         raise DataError(f"{source}: idx header truncated (ndim={ndim}, {len(raw)} bytes); re-copy the file.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # exact: numpy's int64 product can wrap to a small number
     if len(raw) - header != count:
         raise DataError(
             f"{source}: idx data is {len(raw) - header} bytes after the {header}-byte header but its shape "

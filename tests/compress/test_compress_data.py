@@ -43,6 +43,20 @@ def test_truncated_raw_idx_names_the_file(tmp_path):
         parse_idx(b"\x01\x02\x03\x04", "mem")
 
 
+def test_idx_headers_that_would_crash_numpy_are_data_errors():
+    # 255 dimensions (numpy allows 64): refused at the header byte, not by reshape
+    raw = bytes([0, 0, 8, 255]) + b"\x00\x00\x00\x01" * 255
+    with pytest.raises(DataError, match="byte 3 gives 255 dimensions"):
+        parse_idx(raw, "mem")
+    # four sizes of 2**16: numpy's int64 product wraps to 0, which an empty data section matched
+    raw = bytes([0, 0, 8, 4]) + (2**16).to_bytes(4, "big") * 4
+    assert int(np.prod([2**16] * 4)) == 0
+    with pytest.raises(DataError, match="needs 18446744073709551616"):
+        parse_idx(raw, "mem")
+    wrap = bytes([0, 0, 8, 2]) + (2**32 - 1).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    assert parse_idx(wrap, "mem").shape == (2**32 - 1, 0)  # a genuinely empty array stays legal
+
+
 def test_missing_data_dir_says_where_it_looked(tmp_path):
     with pytest.raises(DataError) as e:
         load_dataset("mnist", "train", tmp_path / "nowhere")
