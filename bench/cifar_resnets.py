@@ -68,8 +68,11 @@ _AUG = {"augment_crop": 4, "augment_flip": True}
 
 
 def _finetune(args: argparse.Namespace, epochs: int) -> TrainConfig:
-    # SGD on the BN-folded graph: small steps (0.01 diverges; see the resnet recipe)
-    return TrainConfig(epochs=epochs, lr=args.lr, momentum=0.9, weight_decay=0.0, batch_size=128, **_AUG)
+    # SGD on the BN-folded graph: small steps (0.01 diverges; see the resnet recipe), gradients clipped
+    # (ResNet-32 at 3 bits with zero fell from 70 % to 42 % in one unclipped epoch, 92 % clipped)
+    return TrainConfig(
+        epochs=epochs, lr=args.lr, momentum=0.9, weight_decay=0.0, batch_size=128, grad_clip=1.0, **_AUG
+    )
 
 
 def cell_config(args: argparse.Namespace, bits: int, zero: bool) -> CompressConfig:
@@ -271,7 +274,7 @@ def render(data: dict[str, Any]) -> None:
             s = c["settings"]
             lines.append(
                 f"- {m} {k}: fine-tune {s['finetune']['epochs']} epoch(s) SGD lr {s['finetune']['lr']} "
-                f"(crop+flip), train subset {s['train_subset'] or 'all'}, "
+                f"(crop+flip, {_clip(s['finetune'])}), train subset {s['train_subset'] or 'all'}, "
                 + (
                     f"pruning {s['prune']['rounds']} round(s) × {s['prune']['retrain']['epochs']} epoch(s), "
                     f"budget {s['prune']['budget']}, "
@@ -282,6 +285,11 @@ def render(data: dict[str, Any]) -> None:
             )
     write_text_atomic(RESULTS / "cifar_resnets.md", "\n".join(lines) + "\n")
     plot(data, models)
+
+
+def _clip(tc: dict[str, Any]) -> str:
+    clip = tc.get("grad_clip", 0.0)
+    return f"gradient norm clipped at {clip}" if clip else "no gradient clipping"
 
 
 def plot(data: dict[str, Any], models: list[str]) -> None:

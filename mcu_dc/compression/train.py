@@ -40,11 +40,14 @@ class TrainConfig:
     augment_shift: int = 0  # random translation by up to this many pixels
     augment_crop: int = 0  # pad by this many black pixels, then crop back at a random offset
     augment_flip: bool = False  # random horizontal flip (half of the images)
+    grad_clip: float = 0.0  # clip the gradients' global L2 norm to this (0: off)
     seed: int = 0
 
     def validate(self, what: str) -> None:
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ConfigError(f"{what}: epochs >= 0, batch_size >= 1 and lr > 0 are required, got {self}")
+        if not self.grad_clip >= 0:
+            raise ConfigError(f"{what}: grad_clip = {self.grad_clip} must be >= 0 (0 turns clipping off)")
         if self.augment_shift < 0 or self.augment_crop < 0:
             raise ConfigError(
                 f"{what}: augment_shift = {self.augment_shift} and augment_crop = {self.augment_crop} must "
@@ -275,6 +278,8 @@ def train(
                 for wl in net.weight_layers():
                     if wl.weight.grad is not None:
                         wl.weight.grad.mul_(wl.mask)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             enforce_masks(net)
             tot += float(loss.item())
