@@ -190,22 +190,9 @@ def parse_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
 
 def search_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where the CIFAR-10 batches are looked for, in order (same roots as MNIST's)."""
-    from mcu_dc.data.datasets import DEFAULT_ROOTS, ENV_VAR
+    from mcu_dc.data.datasets import candidate_dirs
 
-    roots: list[Path] = []
-    if data_dir is not None:
-        roots.append(Path(data_dir))
-    else:
-        env = os.environ.get(ENV_VAR)
-        if env:
-            roots.append(Path(env))
-        roots.extend(DEFAULT_ROOTS)
-    out: list[Path] = []
-    for r in roots:
-        for p in (*(r / f for f in FOLDERS), r):
-            if p not in out:
-                out.append(p)
-    return out
+    return candidate_dirs(FOLDERS, data_dir)
 
 
 def find_dir(split: str, data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -381,19 +381,24 @@ def _check_finite(a: np.ndarray, what: str) -> None:
         )
 
 
-def candidate_dirs(name: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Where the files of dataset ``name`` are looked for, in order."""
+def candidate_dirs(
+    name: str | Sequence[str], data_dir: str | os.PathLike[str] | None = None
+) -> list[Path]:
+    """Where the files of dataset ``name`` are looked for, in order: in each root (``data_dir``
+    alone when given, else ``$MCU_DC_DATA`` then the default roots) its subfolder(s) ``name``,
+    then the root itself."""
+    subs = (name,) if isinstance(name, str) else tuple(name)
     roots: list[Path] = []
     if data_dir is not None:
-        d = Path(data_dir)
-        return [d / name, d]
-    env = os.environ.get(ENV_VAR)
-    if env:
-        roots.append(Path(env))
-    roots.extend(DEFAULT_ROOTS)
+        roots.append(Path(data_dir))
+    else:
+        env = os.environ.get(ENV_VAR)
+        if env:
+            roots.append(Path(env))
+        roots.extend(DEFAULT_ROOTS)
     out: list[Path] = []
     for r in roots:
-        for p in (r / name, r):
+        for p in (*(r / sub for sub in subs), r):
             if p not in out:
                 out.append(p)
     return out
