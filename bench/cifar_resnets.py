@@ -295,15 +295,16 @@ def _inq_line(data: dict[str, Any], models: list[str]) -> str:
     """How the 5-bit cells compare with INQ (paper Table 10) and how many cells reach the paper."""
     beat, n5, at, n = 0, 0, 0, 0
     for m in models:
-        for key, cell in data["models"][m]["cells"].items():
-            if key == "full":
-                continue
-            bits, zero = int(key[0]), key.endswith("_zero")
-            n += 1
-            at += cell["integer_pct"] >= PAPER[m][bits][int(zero)]
-            if bits == 5:
-                n5 += 1
-                beat += cell["integer_pct"] > INQ_5BIT[m]
+        for bits, paper in PAPER[m].items():
+            for zero in (False, True):
+                cell = data["models"][m]["cells"].get(_cell_key(bits, zero))
+                if cell is None:
+                    continue
+                n += 1
+                at += cell["integer_pct"] >= paper[int(zero)]
+                if bits == 5:
+                    n5 += 1
+                    beat += cell["integer_pct"] > INQ_5BIT[m]
     return f"mcu_dc's 5-bit cells above INQ: {beat} of {n5}; cells at or above the DQC paper: {at} of {n}."
 
 

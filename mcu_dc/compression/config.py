@@ -172,18 +172,15 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config", base: Any 
         )
     kwargs: dict[str, Any] = {}
     for key in names:
-        t = hints[key]
-        sub = f"{where}.{key}"
         current = getattr(base, key) if base is not None else None
-        if key not in data:
-            if base is not None:
-                kwargs[key] = copy.deepcopy(current)
-            continue
-        value = data[key]
-        if dataclasses.is_dataclass(t):
-            kwargs[key] = from_dict(t, value, sub, current)  # type: ignore[arg-type]
-        else:
-            kwargs[key] = _coerce(t, value, sub)
+        if key in data:
+            t, sub = hints[key], f"{where}.{key}"
+            if dataclasses.is_dataclass(t):
+                kwargs[key] = from_dict(t, data[key], sub, current)  # type: ignore[arg-type]
+            else:
+                kwargs[key] = _coerce(t, data[key], sub)
+        elif base is not None:
+            kwargs[key] = copy.deepcopy(current)
     return cls(**kwargs)
 
 
