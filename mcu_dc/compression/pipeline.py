@@ -35,7 +35,7 @@ from torch import nn
 from mcu_dc.compression import cluster, prune, sensitivity
 from mcu_dc.compression.capture import capture
 from mcu_dc.compression.config import CompressConfig
-from mcu_dc.compression.dense_weights import WeightsInfo, load_weights, read_checkpoint
+from mcu_dc.compression.dense_weights import WeightsInfo, file_sha256, load_weights, read_checkpoint
 from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
 from mcu_dc.compression.seeding import seed_everything
@@ -166,12 +166,8 @@ def _load_dense_weights(model: nn.Module, weights: str | Path | None) -> Weights
 
 
 def _sha256_or_none(path: Any) -> str | None:
-    import hashlib
-
     p = Path(path) if path else None
-    if p is None or not p.is_file():
-        return None
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+    return file_sha256(p) if p is not None and p.is_file() else None
 
 
 def apply_input_scale(data: Dataset, model: nn.Module) -> Dataset:
