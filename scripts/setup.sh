@@ -10,13 +10,17 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 need_apt=""
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || need_apt=1
 command -v qemu-system-arm >/dev/null 2>&1 || need_apt=1
+command -v clang-14 >/dev/null 2>&1 || need_apt=1
+command -v llvm-cov-14 >/dev/null 2>&1 || need_apt=1
+[ -n "$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] || need_apt=1
 [ -e /usr/lib/arm-none-eabi/newlib/libc.a ] || [ -e /usr/lib/arm-none-eabi/lib/libc.a ] || need_apt=1
 if [ -n "$need_apt" ]; then
-  echo "setup: installing gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm (Debian)"
+  echo "setup: installing gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm, clang-14 + libFuzzer + llvm-cov (Debian)"
   $SUDO apt-get update -qq
   # --no-install-recommends: without it the toolchain pulls ~3 GB of documentation and extras.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make
+    gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make \
+    clang-14 libclang-rt-14-dev llvm-14
 fi
 
 PY="${PYTHON:-python3}"
