@@ -11,8 +11,8 @@
  *   default                 mutates whole blobs; the CRC is not checked, so the validator
  *                           sees every mutation (most are refused at the tables);
  *   -DMCU_DC_FUZZ_STREAMS   a custom mutator changes bytes only inside a valid blob's
- *                           coded sections (Huffman tables and bits, dense weights,
- *                           codebooks, biases) and recomputes the header CRC, and the
+ *                           coded sections (Huffman tables and bits, column-sparse
+ *                           streams, dense weights, codebooks, biases) and recomputes the header CRC, and the
  *                           harness checks the CRC as the firmware does: inputs reach the
  *                           decoders and kernels instead of dying at the tables.
  * -DMCU_DC_FUZZ_INJECT_BUG flips one output byte of the fast path, to prove in a test that
@@ -67,7 +67,10 @@ static uint64_t model_work(const mcu_dc_model_t *m)
         uint64_t step, map;
         mcu_dc_node_load(m, i, &n);
         map = (uint64_t)(n.conv_h ? n.conv_h : 1u) * (n.conv_w ? n.conv_w : 1u);
-        if (n.op == MCU_DC_OP_CONV2D || n.op == MCU_DC_OP_DEPTHWISE_CONV2D || n.op == MCU_DC_OP_FC) {
+        if (n.op == MCU_DC_OP_FC && n.encoding == MCU_DC_ENC_COLUMN_SPARSE) {
+            /* the reference reader sweeps the whole stream once per row */
+            step = (uint64_t)n.rows * (3u * (uint64_t)n.fan_in + 2u * (uint64_t)n.n_entries + 1u);
+        } else if (n.op == MCU_DC_OP_CONV2D || n.op == MCU_DC_OP_DEPTHWISE_CONV2D || n.op == MCU_DC_OP_FC) {
             step = (uint64_t)n.rows * n.fan_in * map + (uint64_t)n.out_c * n.out_h * n.out_w;
         } else {
             step = (uint64_t)n.out_c * n.out_h * n.out_w * ((uint64_t)n.kernel_h * n.kernel_w + 1u) +
@@ -204,6 +207,13 @@ static uint32_t coded_regions(const mcu_dc_model_t *m, region_t *r)
         if (n.encoding == MCU_DC_ENC_DENSE_INT8) {
             r[k].off = n.weights_off;
             r[k++].len = n.rows * n.fan_in;
+            continue;
+        }
+        if (n.encoding == MCU_DC_ENC_COLUMN_SPARSE) {
+            r[k].off = n.codebook_off;
+            r[k++].len = n.codebook_len;
+            r[k].off = n.weights_off; /* the u32 length and the stream */
+            r[k++].len = 4u + mcu_dc_rd32(n.weights);
             continue;
         }
         r[k].off = n.codebook_off;

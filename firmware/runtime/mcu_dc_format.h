@@ -133,6 +133,7 @@ typedef enum {
     MCU_DC_ENC_NONE = 0,
     MCU_DC_ENC_DENSE_INT8 = 1,
     MCU_DC_ENC_HUFFMAN_SPARSE = 2,
+    MCU_DC_ENC_COLUMN_SPARSE = 3,
 } mcu_dc_encoding_t;
 
 /* Input kinds (header input_kind). */

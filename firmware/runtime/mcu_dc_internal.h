@@ -17,8 +17,16 @@
 /* Keep a hot loop in its own function so its registers are allocated on their own. */
 #if defined(__GNUC__) || defined(__clang__)
 #define MCU_DC_NOINLINE __attribute__((noinline))
+#define MCU_DC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define MCU_DC_NOINLINE
+#define MCU_DC_UNLIKELY(x) (x)
+#endif
+/* Keep a rare branch a branch: gcc would otherwise predicate both paths of a hot loop. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MCU_DC_NO_IF_CONVERSION __attribute__((optimize("no-if-conversion", "no-if-conversion2")))
+#else
+#define MCU_DC_NO_IF_CONVERSION
 #endif
 
 /* Little-endian reads of header fields (any alignment). */
@@ -261,7 +269,8 @@ static inline uint32_t mcu_dc_out_dim(uint32_t in, uint32_t p0, uint32_t p1, uin
 /*
  * The one weight interface: a reader yields the kept weights of a weight op as
  * (row, col, w) entries in row-major order, whatever the encoding (DENSE_INT8: the non-zero
- * bytes; HUFFMAN_SPARSE: the sparse entries, fillers skipped). fast selects the LUT Huffman
+ * bytes; HUFFMAN_SPARSE: the sparse entries, fillers skipped; COLUMN_SPARSE, stored column
+ * by column: one sweep of the stream per row, plain and slow, as a reference should be). fast selects the LUT Huffman
  * decoder instead of the bit-serial reference one. The reference kernels of every weight
  * op, and the depthwise and dense conv kernels, consume it; the fused FC and CONV2D Huffman
  * kernels are the benchmarked fast paths beside it.
@@ -273,11 +282,27 @@ typedef struct {
     uint32_t row, col;  /* next position */
     const int8_t *dense;
     mcu_dc_huff_t hs, hr;       /* weight-symbol and relative-index sections */
-    uint32_t pos_s, pos_r;      /* reference decoder: bit positions */
+    uint32_t pos_s, pos_r;      /* reference decoder: bit positions (COLUMN_SPARSE: pos_s, a byte) */
     mcu_dc_bitreader_t bs, br;  /* fast decoder */
+    const uint8_t *cs;          /* COLUMN_SPARSE: the stream (after its u32 length) */
 } mcu_dc_wreader_t;
 
 void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast);
+
+/* COLUMN_SPARSE (docs/format.md, "Column-sparse stream"): the stream after the section's
+ * u32 length, and one column's byte count (a varint: bytes summed while they are 255).
+ * Validated streams only. */
+static inline const uint8_t *mcu_dc_colsparse_stream(const mcu_dc_node_t *n) { return n->weights + 4; }
+static inline uint32_t mcu_dc_colsparse_count(const uint8_t **p)
+{
+    uint32_t b = *(*p)++, count = b;
+    while (b == 255u) {
+        b = *(*p)++;
+        count += b;
+    }
+    return count;
+}
+#define MCU_DC_COLSPARSE_SKIP 15u /* a skip byte (h == 0) passes 15 * (g + 1) rows */
 /* 1: an entry in *row, *col, *w; 0: no more; -1: a corrupt stream (an entry past the
  * last row, a code that matches nothing, or more bits read than the section holds). */
 int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w);
@@ -291,6 +316,7 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
 /* mcu_dc_fc.c */
 mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_colsparse_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 /* mcu_dc_conv.c (scratch: uint32_t[conv_h * conv_w], one output channel of accumulators) */

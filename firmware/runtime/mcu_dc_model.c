@@ -178,6 +178,7 @@ static mcu_dc_status_t init_v1(mcu_dc_model_t *m)
         if (impl == 0 || (n.op != MCU_DC_OP_CONV2D && n.op != MCU_DC_OP_FC && n.op != MCU_DC_OP_MAXPOOL2D)) {
             return MCU_DC_ERR_UNKNOWN_OP; /* version 1 has these three ops only */
         }
+        if (n.encoding > MCU_DC_ENC_HUFFMAN_SPARSE) return MCU_DC_ERR_UNKNOWN_ENCODING; /* and two encodings */
         if (n.in_c != c || n.in_h != h || n.in_w != w) return MCU_DC_ERR_SHAPE;
         size = (uint64_t)n.out_c * n.out_h * n.out_w;
         if (size == 0u || size > MCU_DC_MAX_TENSOR_BYTES) return MCU_DC_ERR_SHAPE;

@@ -1,9 +1,10 @@
 /*
  * The weight encodings behind one interface (docs/format.md, "Weights"):
  *   mcu_dc_wreader_*         yields the kept weights of a weight op as (row, col, w) in
- *                            row-major order, from DENSE_INT8 bytes or from the two
+ *                            row-major order, from DENSE_INT8 bytes, from the two
  *                            HUFFMAN_SPARSE streams (bit-serial reference decode, or the
- *                            LUT decoder with fast != 0);
+ *                            LUT decoder with fast != 0) or from the COLUMN_SPARSE stream
+ *                            (one sweep per row);
  *   mcu_dc_weights_validate  the checks every weight op (CONV2D, DEPTHWISE_CONV2D, FC)
  *                            shares: encoding, sizes, requantization, sections, tables.
  * A new encoding is one more case here; the ops' reference kernels need no change.
@@ -19,6 +20,12 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
     r->pos_s = 0u;
     r->pos_r = 0u;
     r->dense = 0;
+    r->cs = 0;
+    if (n->encoding == MCU_DC_ENC_COLUMN_SPARSE) {
+        r->cs = mcu_dc_colsparse_stream(n);
+        r->left = n->n_entries;
+        return;
+    }
     if (n->encoding == MCU_DC_ENC_DENSE_INT8) {
         r->dense = (const int8_t *)(const void *)n->weights;
         r->left = n->rows * n->fan_in; /* validated: < 2^31 */
@@ -57,10 +64,49 @@ corrupt:
     return -1;
 }
 
+/* COLUMN_SPARSE in row-major order: for row r->row, the columns from r->col on, each
+ * walked from its count (at byte r->pos_s) until the row is found or passed. */
+static int colsparse_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w)
+{
+    const mcu_dc_node_t *n = r->n;
+    while (r->left > 0u && r->row < n->rows) {
+        while (r->col < n->fan_in) {
+            const uint8_t *p = r->cs + r->pos_s;
+            const uint32_t count = mcu_dc_colsparse_count(&p);
+            const uint8_t *const end = p + count;
+            const uint32_t c = r->col;
+            uint32_t at = 0u; /* row + 1 */
+            r->pos_s = (uint32_t)(end - r->cs);
+            r->col++;
+            for (; p < end; p++) {
+                const uint32_t h = *p >> 4, g = *p & 15u;
+                if (h == 0u) {
+                    at += MCU_DC_COLSPARSE_SKIP * (g + 1u);
+                    continue;
+                }
+                at += h;
+                if (at - 1u == r->row) {
+                    *row = r->row;
+                    *col = c;
+                    *w = n->codebook[g];
+                    r->left--;
+                    return 1;
+                }
+                if (at - 1u > r->row) break;
+            }
+        }
+        r->row++;
+        r->col = 0u;
+        r->pos_s = 0u;
+    }
+    return 0;
+}
+
 int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w)
 {
     const mcu_dc_node_t *n = r->n;
     const uint32_t fan_in = n->fan_in;
+    if (r->cs != 0) return colsparse_next(r, row, col, w);
     if (r->dense != 0) {
         while (r->left > 0u) {
             const int32_t v = *r->dense++;
@@ -104,17 +150,61 @@ int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32
     return 0;
 }
 
+/* The whole COLUMN_SPARSE stream, walked once: counts inside the stream, every row inside
+ * the layer, every codebook index inside the codebook, every skip followed by an entry of
+ * its column, the kept count n_entries, and the stream ending exactly at its length. The
+ * fast kernel then runs without checks. */
+static mcu_dc_status_t colsparse_validate(const mcu_dc_node_t *n, uint32_t bb)
+{
+    const uint8_t *s, *p, *end;
+    uint32_t n_bytes, j, kept = 0u;
+    if (n->op != MCU_DC_OP_FC) return MCU_DC_ERR_UNKNOWN_ENCODING; /* an FC encoding */
+    if (n->codebook_len < 1u || n->codebook_len > 16u || n->index_bits != 0u || n->index_off != 0u) {
+        return MCU_DC_ERR_PARAM;
+    }
+    if (!mcu_dc_section_ok(n->codebook_off, n->codebook_len, bb)) return MCU_DC_ERR_OFFSET;
+    if (!mcu_dc_section_ok(n->weights_off, 4u, bb)) return MCU_DC_ERR_OFFSET;
+    n_bytes = mcu_dc_rd32(n->weights);
+    if (!mcu_dc_section_ok(n->weights_off, 4u + (uint64_t)n_bytes, bb)) return MCU_DC_ERR_OFFSET;
+    s = mcu_dc_colsparse_stream(n);
+    end = s + n_bytes;
+    p = s;
+    for (j = 0u; j < n->fan_in; j++) {
+        uint32_t count = 0u, b, row = 0u; /* row + 1 */
+        do {
+            if (p >= end) return MCU_DC_ERR_CORRUPT_STREAM;
+            b = *p++;
+            count += b;
+        } while (b == 255u);
+        if (count > (uint32_t)(end - p)) return MCU_DC_ERR_CORRUPT_STREAM;
+        for (b = 0u; b < count; b++, p++) {
+            const uint32_t h = *p >> 4, g = *p & 15u;
+            row += h == 0u ? MCU_DC_COLSPARSE_SKIP * (g + 1u) : h; /* < rows + 241: no wrap */
+            if (row > n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
+            if (h != 0u) {
+                if (g >= n->codebook_len) return MCU_DC_ERR_CORRUPT_STREAM;
+                kept++;
+            }
+        }
+        if (count > 0u && (p[-1] >> 4) == 0u) return MCU_DC_ERR_CORRUPT_STREAM; /* a skip ends the column */
+    }
+    if (p != end || kept != n->n_entries) return MCU_DC_ERR_CORRUPT_STREAM;
+    return MCU_DC_OK;
+}
+
 mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t bb)
 {
     const uint64_t total = (uint64_t)n->rows * n->fan_in;
     mcu_dc_status_t st;
-    if (n->encoding != MCU_DC_ENC_DENSE_INT8 && n->encoding != MCU_DC_ENC_HUFFMAN_SPARSE) {
+    if (n->encoding != MCU_DC_ENC_DENSE_INT8 && n->encoding != MCU_DC_ENC_HUFFMAN_SPARSE &&
+        n->encoding != MCU_DC_ENC_COLUMN_SPARSE) {
         return MCU_DC_ERR_UNKNOWN_ENCODING;
     }
     if (n->rows == 0u || n->fan_in == 0u || total > 0x7FFFFFFFu) return MCU_DC_ERR_SHAPE;
     if (n->shift < 1u || n->shift > 62u || n->multiplier < 0) return MCU_DC_ERR_PARAM;
     if (n->act_min > n->act_max) return MCU_DC_ERR_PARAM;
     if (!mcu_dc_section_ok(n->bias_off, 4u * (uint64_t)n->rows, bb)) return MCU_DC_ERR_OFFSET;
+    if (n->encoding == MCU_DC_ENC_COLUMN_SPARSE) return colsparse_validate(n, bb);
     if (n->encoding == MCU_DC_ENC_DENSE_INT8) {
         if (n->n_entries != total) return MCU_DC_ERR_PARAM;
         if (!mcu_dc_section_ok(n->weights_off, total, bb)) return MCU_DC_ERR_OFFSET;

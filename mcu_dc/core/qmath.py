@@ -32,6 +32,7 @@ class Encoding(IntEnum):
     NONE = 0  # no weights (pools, add)
     DENSE_INT8 = 1  # the baseline: every weight as int8, row-major [rows][fan_in]
     HUFFMAN_SPARSE = 2  # relative-index sparse stream, both streams canonical-Huffman coded
+    COLUMN_SPARSE = 3  # FC only: per input column, one byte per kept weight (the speed encoding)
 
 
 class InputKind(IntEnum):

@@ -65,6 +65,14 @@ def _act(rng: np.random.Generator) -> tuple[int, int, int]:
     return zp, lo, int(rng.integers(lo, 128))
 
 
+def _draw_encoding(rng: np.random.Generator, *, fc: bool, k: int) -> Encoding:
+    """HUFFMAN_SPARSE or DENSE_INT8, and COLUMN_SPARSE for an FC whose codebook has at most 16 entries."""
+    choices = [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]
+    if fc and k <= 16:
+        choices.append(Encoding.COLUMN_SPARSE)
+    return Encoding(int(rng.choice(choices)))
+
+
 def _requant(rng: np.random.Generator, fan_in: int) -> Requant:
     # Scale so that typical accumulators land near the int8 range, sometimes saturating.
     real = float(np.exp(rng.uniform(np.log(1e-5), np.log(1.0)))) / max(1.0, np.sqrt(fan_in))
@@ -91,8 +99,9 @@ def random_model(
     zp = -128  # the runtime's input zero point
     big_k = [1, 2, 3, 16, 32, 255, 256]
 
-    def enc() -> Encoding:
-        return encoding or Encoding(int(rng.choice([Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8])))
+    def enc(fc: bool = False, k: int = 256) -> Encoding:
+        e = encoding or _draw_encoding(rng, fc=fc, k=k)
+        return Encoding.HUFFMAN_SPARSE if e == Encoding.COLUMN_SPARSE and not (fc and k <= 16) else e
 
     if conv:
         for _ in range(int(rng.integers(1, 3))):
@@ -126,7 +135,7 @@ def random_model(
         layer = FC(
             f"fc{len(layers)}", shape, out, _codebook(rng, k), _weights(rng, out, fan_in, k),
             rng.integers(-20000, 20000, size=out).astype(np.int32), _requant(rng, fan_in), zp, out_zp,
-            amin, amax, encoding=enc(), index_bits=int(rng.integers(1, 9)),
+            amin, amax, encoding=enc(fc=True, k=k), index_bits=int(rng.integers(1, 9)),
         )  # fmt: skip
         layers.append(layer)
         shape, zp = layer.out_shape, out_zp
@@ -171,12 +180,14 @@ class GraphBuilder:
     def name(self, what: str) -> str:
         return f"{what}{len(self.ops)}"
 
-    def weights(self, rows: int, fan_in: int) -> dict[str, Any]:
+    def weights(self, rows: int, fan_in: int, *, fc: bool = False) -> dict[str, Any]:
         """The weight fields of a weight op: codebook, assignment, bias, requant, act, encoding."""
         rng = self.rng
         k = int(rng.choice([1, 2, 3, 16, 32, 255, 256]))
         out_zp, amin, amax = _act(rng)
-        enc = self.encoding or Encoding(int(rng.choice([Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8])))
+        enc = self.encoding or _draw_encoding(rng, fc=fc, k=k)
+        if enc == Encoding.COLUMN_SPARSE and not (fc and k <= 16):
+            enc = Encoding.HUFFMAN_SPARSE  # a fixed encoding this op cannot use
         return dict(
             codebook=_codebook(rng, k), assign=_weights(rng, rows, fan_in, k),
             bias=rng.integers(-5000, 5000, size=rows).astype(np.int32), requant=_requant(rng, fan_in),
@@ -273,7 +284,7 @@ def _build_depthwise(g: GraphBuilder, x: GraphTensor) -> GraphTensor | None:
 def _build_fc(g: GraphBuilder, x: GraphTensor) -> GraphTensor | None:
     c, h, w = x.shape
     out = int(g.rng.integers(1, 4 * g.max_channels))
-    fields = g.weights(out, c * h * w)
+    fields = g.weights(out, c * h * w, fc=True)
     return g.add(FC(g.name("fc"), x.shape, out, in_zp=x.zp, **fields), [x])
 
 

@@ -19,6 +19,7 @@ from mcu_dc.core import layout as L
 from mcu_dc.core.blob import encode_blob
 from mcu_dc.core.ir import Conv2D, IntegerModel
 from mcu_dc.core.planner import v1_plan
+from mcu_dc.core.qmath import Encoding
 from mcu_dc.core.random_models import random_graph, random_model
 from mcu_dc.device import protocol as P
 
@@ -44,6 +45,8 @@ def v1_blob(model: IntegerModel) -> bytes | None:
     n = h["n_ops"]
     if n != len(model.layers) or any(type(op).__name__ not in V1_OPS for op in model.layers):
         return None
+    if any(int(getattr(op, "encoding", 0)) > Encoding.HUFFMAN_SPARSE for op in model.layers):
+        return None  # COLUMN_SPARSE came with format version 2
     tensors = [
         L.TENSOR.unpack_from(v2, h["tensor_table_off"] + t * L.TENSOR.size) for t in range(h["n_tensors"])
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcu_dc.core.blob import decode_blob, encode_blob
+from mcu_dc.core.blob import decode_blob
 from mcu_dc.core.random_models import random_model
 from mcu_dc.core.simulator import simulate
 from mcu_dc.fuzz import corpus

@@ -1,6 +1,7 @@
 """FC: a fully connected layer over its input tensor flattened in CHW order.
 
-Weights are ``W[out][in_c*in_h*in_w]``; output shape ``(out, 1, 1)``. No scratch.
+Weights are ``W[out][in_c*in_h*in_w]``; output shape ``(out, 1, 1)``. No scratch, except
+with COLUMN_SPARSE weights: one int32 accumulator per output (the kernel walks columns).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class FCSpec(OpSpec):
     code = Op.FC
     ir_type = FC
     has_weights = True
+
+    def scratch_bytes(self, op: FC) -> int:
+        return 4 * op.out_features if op.encoding == Encoding.COLUMN_SPARSE else 0
 
     def macs(self, op: FC) -> int:
         return int((np.asarray(op.assign) >= 0).sum())

@@ -3,8 +3,9 @@ their checks, the product with the weights, and packing to and from the blob.
 
 A weight op stores ``W[rows][fan_in]`` as a per-op int8 codebook plus an assignment
 matrix (codebook index, -1 = pruned), an int32 bias per row, and the requantization of
-its accumulators. The encodings (docs/format.md) are DENSE_INT8 and HUFFMAN_SPARSE; the
-kernels on the device read either through one weight-reader interface.
+its accumulators. The encodings (docs/format.md) are DENSE_INT8, HUFFMAN_SPARSE (the
+smallest) and COLUMN_SPARSE (FC only, the fastest: mcu_dc/core/colsparse.py); the
+reference kernels on the device read any of them through one weight-reader interface.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from mcu_dc.core import huffman
+from mcu_dc.core import colsparse, huffman
 from mcu_dc.core.layout import HUFF
 from mcu_dc.core.ops.base import PackOptions, SectionReader, SectionWriter
-from mcu_dc.core.qmath import MAX_CODEBOOK, MAX_INDEX_BITS, Encoding, Requant, check_int8
+from mcu_dc.core.qmath import MAX_CODEBOOK, MAX_INDEX_BITS, Encoding, Op, Requant, check_int8
 from mcu_dc.core.sparse import decode_relative, encode_relative
 from mcu_dc.errors import ConfigError, FormatError
 
@@ -103,6 +104,14 @@ def check_weights(op: Any, rows: int, fan_in: int, where: str) -> None:
             raise ConfigError(f"{where}: codebook has {k} entries; it must have 1..{MAX_CODEBOOK}")
         if not 1 <= int(op.index_bits) <= MAX_INDEX_BITS:
             raise ConfigError(f"{where}: relative-index width {op.index_bits} is outside 1..{MAX_INDEX_BITS}")
+    elif op.encoding == Encoding.COLUMN_SPARSE:
+        if not 1 <= k <= colsparse.MAX_K:
+            raise ConfigError(
+                f"{where}: COLUMN_SPARSE needs a codebook of 1..{colsparse.MAX_K} entries (a 4-bit index); "
+                f"it has {k}: use HUFFMAN_SPARSE or fewer clusters"
+            )
+        if getattr(op, "op", None) != Op.FC:
+            raise ConfigError(f"{where}: COLUMN_SPARSE is an FC encoding; this op is {op.op.name}")
     elif op.encoding != Encoding.DENSE_INT8:
         raise ConfigError(f"{where}: weight encoding {op.encoding!r} is not one a weight op can use")
     cb = np.asarray(op.codebook, dtype=np.int64)
@@ -180,6 +189,11 @@ def pack_weights(
         f.update(codebook_off=cb_off, codebook_len=k, index_bits=int(op.index_bits), n_entries=len(r))
         lay.n_entries, lay.fillers = len(r), int((s == k).sum())
         lay.codebook_len, lay.index_bits = k, int(op.index_bits)
+    elif enc == Encoding.COLUMN_SPARSE:
+        k = len(op.codebook)
+        cb_off = w.put(np.asarray(op.codebook, dtype=np.int64).astype(np.int8).tobytes())
+        lay.codebook, lay.codebook_len = align4(k), k
+        f.update(codebook_off=cb_off, codebook_len=k, n_entries=lay.kept)
     else:
         f["n_entries"] = rows * fan_in
     bias = np.asarray(op.bias, dtype=np.int64).astype("<i4").tobytes()
@@ -192,6 +206,10 @@ def pack_weights(
         sec, lay.relative_index_stream = _huffman_section(r, 1 << int(op.index_bits), opts, "index stream")
         f["index_off"] = w.put(sec)
         lay.index_stream = align4(len(sec))
+    elif enc == Encoding.COLUMN_SPARSE:
+        sec, stats = colsparse.pack_section(op.assign, k)
+        f["weights_off"] = w.put(sec)
+        lay.weights, lay.n_entries, lay.fillers = len(sec), stats.entry_bytes, stats.skips
     else:
         dense = dense_weights(op).tobytes()
         f["weights_off"] = w.put(dense)
@@ -240,6 +258,17 @@ def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, 
         s = _read_huffman(r, f["weights_off"], f["n_entries"], k + 1, where + " weight stream")
         rr = _read_huffman(r, f["index_off"], f["n_entries"], 1 << ib, where + " index stream")
         assign = decode_relative(rr, s, rows, fan_in, k, where)
+    elif enc == Encoding.COLUMN_SPARSE:
+        k = f["codebook_len"]
+        if not 1 <= k <= colsparse.MAX_K:
+            raise FormatError(f"{where}: COLUMN_SPARSE codebook length {k} is outside 1..{colsparse.MAX_K}")
+        r.span(f["codebook_off"], k, "codebook")
+        codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
+        where_s = where + " column-sparse stream"
+        assign = colsparse.decode_columns(
+            r.data, f["weights_off"], r.blob_bytes, rows, fan_in, k, f["n_entries"], where_s
+        )
+        ib = 0
     elif enc == Encoding.DENSE_INT8:
         if f["n_entries"] != rows * fan_in:
             raise FormatError(
