@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "simulate",
     "upgrade",
+    "encode",
     "generate",
     "build",
     "boards",

@@ -83,6 +83,21 @@ def register(subparsers: Any) -> None:
         help="measure on the first N test samples (overrides the config's test_subset)",
     )
     p.add_argument(
+        "--objective",
+        choices=["size", "speed", "balanced"],
+        default=None,
+        help="each weight op's encoding (overrides the config's objective; default size): size = the "
+        "smallest (Huffman-coded sparse, or column-sparse FC where smaller), speed = the fastest on a "
+        "Cortex-M4 (column-sparse FC layers, which skip zero inputs), balanced = the fastest within "
+        "--slack of the smallest. The weights are the same either way",
+    )
+    p.add_argument(
+        "--slack",
+        type=float,
+        default=None,
+        help="balanced: how much larger than the smallest blob the model may get (default 0.05 = 5 %%)",
+    )
+    p.add_argument(
         "--plots", type=Path, default=None, help="write PNGs and sensitivity.json into this folder"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
@@ -120,6 +135,10 @@ def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
         cfg.train_subset = args.train_subset
     if args.test_subset is not None:
         cfg.test_subset = args.test_subset
+    if getattr(args, "objective", None) is not None:
+        cfg.objective = args.objective
+    if getattr(args, "slack", None) is not None:
+        cfg.slack = args.slack
     cfg.validate()
     return cfg
 

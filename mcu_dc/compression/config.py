@@ -86,6 +86,10 @@ class CompressConfig:
     test_subset: int = 0  # measure on the first N test samples; 0 = all
     max_code_len: int = 12  # longest Huffman code (the MCU decoder's bound)
     lut_bits: int = 6
+    # each weight op's encoding (mcu_dc/core/objective.py): "size" the smallest, "speed" the
+    # fastest on a Cortex-M4, "balanced" the fastest within `slack` of the smallest blob
+    objective: str = "size"
+    slack: float = 0.05
     seed: int = 0
     task: str = "auto"  # classification | regression | reconstruction | auto (the dataset's task)
 
@@ -105,6 +109,13 @@ class CompressConfig:
                 f"max_code_len must be 1..15 and lut_bits 0..min(12, max_code_len); got {self.max_code_len}, "
                 f"{self.lut_bits}"
             )
+        if self.objective not in ("size", "speed", "balanced"):
+            raise ConfigError(
+                f"objective = {self.objective!r} is not one of size, speed, balanced (each weight op's "
+                "encoding: the smallest, the fastest, or the fastest within `slack` of the smallest)"
+            )
+        if not 0.0 <= self.slack <= 10.0:
+            raise ConfigError(f"slack = {self.slack}: the balanced objective's size margin is in [0, 10]")
         if self.val_size < 0 or self.train_subset < 0 or self.test_subset < 0:
             raise ConfigError(
                 f"val_size, train_subset and test_subset must be >= 0 (0: no validation split, all samples), "

@@ -41,6 +41,8 @@ from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
 from mcu_dc.compression.seeding import seed_everything
 from mcu_dc.compression.train import check_outputs, metrics, predict_outputs, train
 from mcu_dc.core.model_file import CompressedModel
+from mcu_dc.core.objective import choose as choose_encodings
+from mcu_dc.core.objective import input_activity, objective_meta
 from mcu_dc.data.datasets import Dataset
 from mcu_dc.data.metrics import format_metrics, simulator_metrics
 from mcu_dc.errors import ConfigError, DataError, ModelError
@@ -300,12 +302,18 @@ def finish(
     t0 = time.perf_counter()
     im = to_integer_model(net, fit, cfg.quantize, dev, model_name)
     im.task = task
+    im, picks = choose_encodings(im, cfg.objective, activity=input_activity(im, fit.x[:256]), slack=cfg.slack)
+    say(
+        f"encodings ({cfg.objective}): "
+        + ", ".join(f"{im.layers[i].name} {o.encoding.name}" for i, o in sorted(picks.items()))
+    )
     meta: dict[str, Any] = {
         "dataset": train_set.name.rsplit("-", 1)[0],
         "original_bytes": original_bytes,
         "task": task,
         "notes": [str(n) for n in getattr(net, "notes", [])],
         "dense_weights": dict(art.dense_weights) or WeightsInfo("trained").to_meta(),
+        "objective": objective_meta(im, picks, cfg.objective, cfg.slack, "training images"),
     }
     if norm is not None and test_set.normalization is not None:
         mean, std = test_set.normalization

@@ -21,6 +21,7 @@ from mcu_dc.core.blob import layer_byte_breakdown
 from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.core.ops import spec_of
 from mcu_dc.core.planner import buffers, plan_of
+from mcu_dc.core.qmath import Encoding
 
 
 def _coding(cm: CompressedModel) -> tuple[int, int]:
@@ -50,8 +51,13 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
             w_bits = p["weight_stream"]["n_bits"]
             i_bits = p["relative_index_stream"]["n_bits"]
             orig = 4 * (n + len(layer.bias))
+            enc = Encoding(layer.encoding)
+            ins, measured_activity = _instructions(cm, i, layer)
             row.update(
                 {
+                    "encoding": enc.name,
+                    "instructions_m4": ins,  # predicted (mcu_dc/core/objective.py)
+                    "activity_measured": measured_activity,
                     "weights": n,
                     "kept": kept,
                     "kept_pct": 100.0 * kept / n if n else 0.0,
@@ -74,6 +80,7 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
                 }
             )
         layers.append(row)
+    objective = (cm.meta.get("objective") or {}).get("objective")
     # the blob's own length: a version 1 file keeps its smaller header and no tensor table
     total = len(cm.blob)
     header = total - sum(int(r["bytes"]) for r in layers)
@@ -101,8 +108,21 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
         "metrics": _in_stage_order(cm.meta.get("metrics", {})),
         "layers": layers,
         "model_hash": f"0x{cm.model_hash:08x}",
+        "objective": objective,
+        "instructions_m4": sum(int(r.get("instructions_m4", 0)) for r in layers),
         "arena_bytes": cm.model.arena_bytes(),
     }
+
+
+def _instructions(cm: CompressedModel, i: int, layer: Any) -> tuple[int, bool]:
+    """Predicted Cortex-M4 instructions of weight op i: as the compression measured them (with the
+    inputs' activity on its data) when the file records them, else for all-non-zero inputs."""
+    from mcu_dc.core.objective import predict_instructions
+
+    rec = ((cm.meta.get("objective") or {}).get("layers") or {}).get(layer.name)
+    if rec and rec.get("encoding") == Encoding(layer.encoding).name and "instructions_m4" in rec:
+        return int(rec["instructions_m4"]), True
+    return predict_instructions(layer, Encoding(layer.encoding)), False
 
 
 def _tensors(cm: CompressedModel) -> list[dict[str, Any]]:
@@ -152,23 +172,39 @@ def to_markdown(rep: dict[str, Any]) -> str:
     lines = [
         f"# Compression report: {rep['name']} ({rep.get('dataset') or 'unknown dataset'})",
         "",
-        "| layer | op | weights | kept % | k | weight bits P+Q | +Huffman | index bits P+Q | +Huffman "
-        "| bytes | ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| layer | op | encoding | weights | kept % | k | weight bits P+Q | +Huffman | index bits P+Q "
+        "| +Huffman | bytes | ratio | instructions (M4) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    worst = False
     for r in rep["layers"]:
         if "weights" in r:
+            huff = r.get("encoding", "HUFFMAN_SPARSE") == "HUFFMAN_SPARSE"
+            wb = f"{r['weight_bits_huffman']:.2f}" if huff else "–"
+            ib = f"{r['index_bits_huffman']:.2f}" if huff else "–"
+            ibq = r["index_bits_pq"] if huff else "–"
+            star = "" if r.get("activity_measured", True) else "*"
+            worst = worst or bool(star)
+            ins = f"{r['instructions_m4']:,}{star}" if "instructions_m4" in r else ""
             lines.append(
-                f"| {r['name']} | {r['op']} | {r['weights']} | {r['kept_pct']:.1f} | {r['codebook_len']} | "
-                f"{r['weight_bits_pq']} | {r['weight_bits_huffman']:.2f} | {r['index_bits_pq']} | "
-                f"{r['index_bits_huffman']:.2f} | {r['bytes']} | {r['ratio']:.1f}× |"
+                f"| {r['name']} | {r['op']} | {r.get('encoding', '')} | {r['weights']} | "
+                f"{r['kept_pct']:.1f} | {r['codebook_len']} | {r['weight_bits_pq']} | {wb} | {ibq} | {ib} | "
+                f"{r['bytes']} | {r['ratio']:.1f}× | {ins} |"
             )
         else:
-            lines.append(f"| {r['name']} | {r['op']} | | | | | | | | {r['bytes']} | |")
+            lines.append(f"| {r['name']} | {r['op']} | | | | | | | | | {r['bytes']} | | |")
     lines.append(
-        f"| **total** | | {rep['weights']} | {rep['kept_pct']:.1f} | | | | | | **{rep['total_bytes']}** "
-        f"(header and tensor table {rep['header_bytes']}) | **{rep['ratio']:.1f}×** |"
+        f"| **total** | | | {rep['weights']} | {rep['kept_pct']:.1f} | | | | | | **{rep['total_bytes']}** "
+        f"(header and tensor table {rep['header_bytes']}) | **{rep['ratio']:.1f}×** | "
+        f"{rep.get('instructions_m4', 0):,} |"
     )
+    lines += [
+        "",
+        "Instructions: the weight ops' kernels on a Cortex-M4, predicted by the cost model of "
+        "mcu_dc/core/objective.py (checked against QEMU in bench/results/kernel_speed.md)"
+        + (f"; encodings chosen for objective `{rep['objective']}`." if rep.get("objective") else ".")
+        + (" *: assuming no input is zero (the file records no measured activity)." if worst else ""),
+    ]
     lines += [
         "",
         f"Original (fp32 weights + biases): {rep['original_bytes']} bytes; "

@@ -1,0 +1,247 @@
+"""Choosing each weight op's encoding by objective: ``size``, ``speed`` or ``balanced``.
+
+The weights (codebook, assignment) are fixed by compression; only how they are stored
+changes, so every choice computes the same integers (accuracy is unchanged by
+construction). For each weight op and each encoding it can use, the exact bytes come from
+packing it, and the instructions per inference from a cost model of the Cortex-M4 kernels
+(:data:`M4_COSTS`, fitted to QEMU instruction counts by ``bench/kernel_speed.py``; the
+bench prints the model's error on every measured layer). Column-sparse FC layers skip
+zero inputs, so their cost depends on how often an input is non-zero: ``activity`` gives
+that fraction per op (measured on data with :func:`input_activity`; 1.0, the worst case,
+without data).
+
+* ``size``: the smallest encoding of each op.
+* ``speed``: the fastest encoding of each op.
+* ``balanced``: the fastest model whose blob stays within ``slack`` (default 5 %) of the
+  smallest: starting from ``size``, ops switch to faster encodings in order of
+  instructions saved per byte added while the budget allows. Most of a sparse FC's
+  speed-up then comes at a few percent of size.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from mcu_dc.core import colsparse
+from mcu_dc.core.ir import IntegerModel
+from mcu_dc.core.ops import spec_of
+from mcu_dc.core.qmath import Encoding, Op
+from mcu_dc.errors import ConfigError
+
+
+class Objective(str, Enum):
+    SIZE = "size"
+    SPEED = "speed"
+    BALANCED = "balanced"
+
+
+DEFAULT_SLACK = 0.05
+
+
+@dataclass(frozen=True)
+class KernelCosts:
+    """Cortex-M4 instructions (``-Os``) per unit of work of one weight-op kernel."""
+
+    fixed: float  # per op: node parsing, calls
+    per_row: float  # bias, requantization, row loop
+    per_entry: float  # HUFFMAN_SPARSE: per sparse entry (both Huffman decodes, the MAC)
+    per_weight: float  # DENSE_INT8: per stored weight (zero or not)
+    per_kept_active: float  # COLUMN_SPARSE: per kept weight whose input is non-zero
+    per_column: float  # COLUMN_SPARSE: per input column (count, zero test)
+    per_active_column: float  # COLUMN_SPARSE: per non-zero input column (the column call)
+    per_map_mac: float  # conv family: per kept weight per output position (the scatter)
+
+
+# Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
+M4_COSTS = KernelCosts(
+    fixed=300.0,
+    per_row=32.0,
+    per_entry=42.0,
+    per_weight=7.0,
+    per_kept_active=11.0,
+    per_column=11.0,
+    per_active_column=14.0,
+    per_map_mac=5.0,
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to store one op: its bytes in the blob and predicted instructions per inference."""
+
+    encoding: Encoding
+    bytes: int
+    instructions: int
+
+
+def allowed_encodings(op: Any) -> list[Encoding]:
+    """The encodings a weight op can use (COLUMN_SPARSE: an FC with at most 16 codebook entries)."""
+    if not spec_of(op).has_weights:
+        return []
+    out = [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]
+    if op.op == Op.FC and 1 <= len(op.codebook) <= colsparse.MAX_K:
+        out.append(Encoding.COLUMN_SPARSE)
+    if len(op.codebook) > 256 or len(op.codebook) < 1:
+        out.remove(Encoding.HUFFMAN_SPARSE)
+    return out
+
+
+def predict_instructions(
+    op: Any, encoding: Encoding, activity: float = 1.0, costs: KernelCosts = M4_COSTS
+) -> int:
+    """Predicted instructions of one weight op's fast kernel with ``encoding`` (Cortex-M4)."""
+    a = np.asarray(op.assign)
+    rows, fan_in = a.shape
+    kept = int((a >= 0).sum())
+    c = costs
+    if op.op == Op.FC:
+        if encoding == Encoding.COLUMN_SPARSE:
+            _, stats = colsparse.encode_columns(a, len(op.codebook))
+            n = (
+                c.per_kept_active * (stats.kept + 0.5 * stats.skips) * activity
+                + c.per_column * fan_in
+                + c.per_active_column * fan_in * activity
+            )
+        elif encoding == Encoding.HUFFMAN_SPARSE:
+            n = c.per_entry * _sparse_entries(op)
+        else:
+            n = c.per_weight * rows * fan_in
+        return round(c.fixed + c.per_row * rows + n)
+    _, oh, ow = op.conv_shape
+    scatter = c.per_map_mac * kept * oh * ow
+    walk = (
+        c.per_entry * _sparse_entries(op)
+        if encoding == Encoding.HUFFMAN_SPARSE
+        else c.per_weight * rows * fan_in
+    )
+    return round(c.fixed + c.per_row * rows * oh * ow + walk + scatter)
+
+
+def _sparse_entries(op: Any) -> int:
+    from mcu_dc.core.sparse import encode_relative
+
+    r, _ = encode_relative(op.assign, int(op.index_bits) or _default_index_bits(op), len(op.codebook))
+    return len(r)
+
+
+def _default_index_bits(op: Any) -> int:
+    return 5 if op.op == Op.FC else 8  # Deep Compression's relative-index widths
+
+
+def with_encodings(model: IntegerModel, choice: dict[int, Encoding]) -> IntegerModel:
+    """A copy of ``model`` whose op ``i`` uses ``choice[i]`` (the arena is planned afresh)."""
+    m = copy.copy(model)
+    m.layers = list(model.layers)
+    for i, enc in choice.items():
+        op = copy.copy(model.layers[i])
+        op.encoding = Encoding(enc)
+        if enc == Encoding.HUFFMAN_SPARSE and not 1 <= int(op.index_bits) <= 8:
+            op.index_bits = _default_index_bits(op)
+        m.layers[i] = op
+    m.plan = None
+    m.validate(m.name)
+    return m
+
+
+def layer_options(
+    model: IntegerModel, activity: dict[int, float] | None = None, costs: KernelCosts = M4_COSTS
+) -> dict[int, list[Option]]:
+    """For each weight op (by index), every encoding it can use with its bytes and predicted instructions."""
+    from mcu_dc.core.blob import encode_blob_with_layout
+
+    activity = activity or {}
+    ops = {i: allowed_encodings(op) for i, op in enumerate(model.layers)}
+    ops = {i: e for i, e in ops.items() if e}
+    out: dict[int, list[Option]] = {i: [] for i in ops}
+    for enc in (Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8, Encoding.COLUMN_SPARSE):
+        idx = [i for i, e in ops.items() if enc in e]
+        if not idx:
+            continue
+        _, lay = encode_blob_with_layout(with_encodings(model, dict.fromkeys(idx, enc)))
+        for i in idx:
+            act = float(activity.get(i, 1.0))
+            out[i].append(
+                Option(enc, lay.layers[i].total, predict_instructions(model.layers[i], enc, act, costs))
+            )
+    return out
+
+
+def choose(
+    model: IntegerModel,
+    objective: Objective | str,
+    *,
+    activity: dict[int, float] | None = None,
+    slack: float = DEFAULT_SLACK,
+    costs: KernelCosts = M4_COSTS,
+) -> tuple[IntegerModel, dict[int, Option]]:
+    """The model re-encoded for ``objective``, and the option chosen for each weight op."""
+    try:
+        objective = Objective(objective)
+    except ValueError:
+        raise ConfigError(
+            f"objective {objective!r} is not one of {', '.join(o.value for o in Objective)}"
+        ) from None
+    if slack < 0:
+        raise ConfigError(f"the balanced objective's slack must be >= 0, got {slack}")
+    opts = layer_options(model, activity, costs)
+    smallest = {i: min(o, key=lambda x: (x.bytes, x.instructions)) for i, o in opts.items()}
+    fastest = {i: min(o, key=lambda x: (x.instructions, x.bytes)) for i, o in opts.items()}
+    if objective == Objective.SIZE:
+        pick = smallest
+    elif objective == Objective.SPEED:
+        pick = fastest
+    else:
+        pick = dict(smallest)
+        budget = slack * sum(o.bytes for o in smallest.values())
+        moves = [
+            (o.bytes - pick[i].bytes, pick[i].instructions - o.instructions, i, o)
+            for i, options in opts.items()
+            for o in options
+            if o.instructions < pick[i].instructions
+        ]
+        # most instructions saved per byte added first; a move that adds no bytes is free
+        moves.sort(key=lambda m: -m[1] / max(m[0], 1))
+        for _added, _saved, i, o in moves:
+            extra = o.bytes - pick[i].bytes
+            if o.instructions < pick[i].instructions and extra <= budget:
+                budget -= max(extra, 0)
+                pick[i] = o
+    return with_encodings(model, {i: o.encoding for i, o in pick.items()}), pick
+
+
+def objective_meta(
+    model: IntegerModel, picks: dict[int, Option], objective: str, slack: float, activity_from: str
+) -> dict[str, Any]:
+    """What a model file records of the choice (``mcu-dc report`` shows it)."""
+    return {
+        "objective": objective,
+        "slack": slack,
+        "activity_from": activity_from,
+        "layers": {
+            model.layers[i].name: {
+                "encoding": o.encoding.name,
+                "bytes": o.bytes,
+                "instructions_m4": o.instructions,
+            }
+            for i, o in sorted(picks.items())
+        },
+    }
+
+
+def input_activity(model: IntegerModel, x: Any, *, limit: int = 256) -> dict[int, float]:
+    """Per weight op, the fraction of its input elements that are not the zero point, on inputs ``x``."""
+    from mcu_dc.core.simulator import _prepare_input, run_graph
+
+    t_in = _prepare_input(model, x)[:limit]
+    tensors = run_graph(model, t_in, keep=True)
+    out: dict[int, float] = {}
+    for i, op in enumerate(model.layers):
+        if spec_of(op).has_weights:
+            t = tensors[op.inputs[0] if op.inputs else model.input_tensor]
+            out[i] = float((t != int(op.in_zp)).mean())
+    return out
