@@ -59,10 +59,10 @@ class KernelCosts:
 
 # Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
 M4_COSTS = KernelCosts(
-    fixed=300.0,
-    per_row=32.0,
-    per_entry=42.0,
-    per_weight=7.0,
+    fixed=200.0,
+    per_row=45.0,
+    per_entry=44.0,
+    per_weight=8.0,
     per_kept_active=11.0,
     per_column=11.0,
     per_active_column=14.0,
@@ -234,14 +234,24 @@ def objective_meta(
 
 
 def input_activity(model: IntegerModel, x: Any, *, limit: int = 256) -> dict[int, float]:
-    """Per weight op, the fraction of its input elements that are not the zero point, on inputs ``x``."""
+    """Per weight op, how often its kept weights meet a non-zero input, on inputs ``x``: the mean over
+    inputs of the kept weights whose input element is not the zero point, over all kept weights (kept
+    weights gather where inputs are active: MNIST's centre pixels). What a column-sparse kernel's
+    work scales with."""
     from mcu_dc.core.simulator import _prepare_input, run_graph
 
     t_in = _prepare_input(model, x)[:limit]
     tensors = run_graph(model, t_in, keep=True)
     out: dict[int, float] = {}
     for i, op in enumerate(model.layers):
-        if spec_of(op).has_weights:
-            t = tensors[op.inputs[0] if op.inputs else model.input_tensor]
-            out[i] = float((t != int(op.in_zp)).mean())
+        if not spec_of(op).has_weights:
+            continue
+        t = tensors[op.inputs[0] if op.inputs else model.input_tensor]
+        active = (t != int(op.in_zp)).reshape(len(t), -1)
+        if op.op == Op.FC:
+            per_col = (np.asarray(op.assign) >= 0).sum(axis=0)  # kept weights per input element
+            total = int(per_col.sum())
+            out[i] = float((active @ per_col).mean() / total) if total else float(active.mean())
+        else:
+            out[i] = float(active.mean())
     return out

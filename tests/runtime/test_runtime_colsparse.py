@@ -217,3 +217,13 @@ def test_column_sparse_bit_exact_on_board(board: str, tmp_path: Path) -> None:
     settings = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=5.0))
     report = run_on_qemu(cm, board, fw.elf, x, None, settings)
     assert report.n == 60 and report.bit_exact == 60 and report.mismatches == 0
+
+
+def test_the_format_pages_examples():
+    """docs/format.md, "Column-sparse section": the worked example's matrix and the skip example."""
+    a = np.array([[0, -1, -1, 1], [-1, -1, -1, 0]], dtype=np.int16)
+    sec, stats = colsparse.pack_section(a, 2)
+    assert sec == bytes.fromhex("07000000" "0110000002111000") and stats.kept == 3
+    col = np.full((40, 1), -1, dtype=np.int16)
+    col[35, 0] = 2
+    assert colsparse.encode_columns(col, 3)[0] == bytes.fromhex("020162")
