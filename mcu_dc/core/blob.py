@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from mcu_dc.core import layout as L
 from mcu_dc.core.ir import IntegerModel, Layer
-from mcu_dc.core.ops import IO, REGISTRY, PackOptions, SectionReader, spec_of
+from mcu_dc.core.ops import IO, REGISTRY, OpSpec, PackOptions, SectionReader, spec_of
 from mcu_dc.core.ops.weights import STREAM_SLACK_BYTES, LayerLayout, StreamLayout, align4, pad4
 from mcu_dc.core.planner import ArenaPlan, check_plan, plan_of, v1_plan
-from mcu_dc.core.qmath import NO_TENSOR, ROUNDING_HALF_UP, InputKind, Op
+from mcu_dc.core.qmath import NO_TENSOR, ROUNDING_HALF_UP, Encoding, InputKind, Op
 from mcu_dc.errors import ConfigError, FormatError
 
 MAGIC = b"MCDC"
@@ -30,6 +31,10 @@ TENSOR_BYTES = L.TENSOR.size
 OP_BYTES = L.OP.size
 LAYER_BYTES = OP_BYTES  # a v2 op descriptor and a v1 layer descriptor are both 64 bytes
 HUFF_HEADER_BYTES = L.HUFF.size
+# Weights one op may hold (rows x fan-in). The reader checks it before it decodes a matrix, and the
+# writer before it writes one: 2^26 is far beyond any microcontroller's flash (the C runtime's own
+# bound is 2^31 - 1), and keeps what a corrupt file can make the reader allocate to 128 MiB.
+MAX_OP_WEIGHTS = 1 << 26
 
 __all__ = [
     "FORMAT_VERSION",
@@ -79,6 +84,13 @@ def encode_blob_with_layout(
     if not 0 <= lut_bits <= huffman.MAX_LUT_BITS:
         raise ConfigError(f"Huffman lookup-table width {lut_bits} is outside 0..{huffman.MAX_LUT_BITS}")
     model.validate(model.name)
+    for op in model.layers:
+        n = int(getattr(op, "rows", 0)) * int(getattr(op, "fan_in", 0))
+        if n > MAX_OP_WEIGHTS:
+            raise ConfigError(
+                f"{model.name}: {op.name} has {n} weights, over the {MAX_OP_WEIGHTS} one op of a model file "
+                "may hold (no microcontroller's flash takes it); make the layer smaller"
+            )
     plan = plan_of(model)
     check_plan(model, plan, f"{model.name}: arena plan")
     n_t, n_ops = model.n_tensors, len(model.layers)
@@ -321,7 +333,7 @@ def decode_blob(data: bytes, source: str = "<blob>", meta: dict[str, Any] | None
             tt[f["output"]]["zp"],
         )
         reader.where = where
-        op = spec.unpack(f, reader, name, io)
+        op = _unpack(spec, f, reader, name, io, where, base, L.OP)
         op.inputs, op.output = tuple(ins), f["output"]
         try:
             spec.check(op, where)
@@ -355,6 +367,43 @@ def decode_blob(data: bytes, source: str = "<blob>", meta: dict[str, Any] | None
     )
     _check_decoded(model, source)
     return model
+
+
+def _unpack(
+    spec: OpSpec,
+    f: dict[str, Any],
+    reader: SectionReader,
+    name: str,
+    io: IO,
+    where: str,
+    base: int,
+    rec: L.Record,
+) -> Layer:
+    """``spec.unpack`` once the op's weight matrix is known to be of a size a model file can hold; its
+    errors name the file and the descriptor's byte offset."""
+    fan_in_of = getattr(spec.ir_type, "fan_in", None)
+    if spec.has_weights and isinstance(fan_in_of, property) and fan_in_of.fget is not None:
+        probe = SimpleNamespace(in_shape=io.in_shapes[0], kernel=(f["kernel_h"], f["kernel_w"]))
+        rows, fan_in = io.out_shape[0], int(fan_in_of.fget(probe))
+        if rows * fan_in > MAX_OP_WEIGHTS:
+            unit = int(fan_in_of.fget(SimpleNamespace(in_shape=io.in_shapes[0], kernel=(1, 1))))
+            kernel = ""
+            if unit != fan_in:  # the kernel fields count in this op's fan-in
+                kh, kw = base + rec.offsets["kernel_h"], base + rec.offsets["kernel_w"]
+                kernel = f" and kernel_h {f['kernel_h']}, kernel_w {f['kernel_w']} (byte offsets {kh}, {kw})"
+            raise FormatError(
+                f"{where}: its weight matrix would be {rows}x{fan_in} = {rows * fan_in} weights (rows: the "
+                f"output tensor's channels; fan-in from the input tensor's shape {tuple(io.in_shapes[0])}"
+                f"{kernel}), over the {MAX_OP_WEIGHTS} one op may hold; the file is corrupt"
+            )
+    try:
+        return spec.unpack(f, reader, name, io)
+    except FormatError as exc:
+        msg = str(exc)
+        if msg.startswith(where):
+            raise
+        msg = msg[len(name) + 2 :] if msg.startswith(f"{name}: ") else msg
+        raise FormatError(f"{where}: {msg}") from None
 
 
 def _check_decoded(model: IntegerModel, source: str) -> None:
@@ -396,6 +445,8 @@ def _decode_v1(data: bytes, hdr: BlobHeader, source: str, meta: dict[str, Any]) 
         if f["op"] not in (Op.CONV2D, Op.FC, Op.MAXPOOL2D):
             raise FormatError(f"{where}: unknown op {f['op']}; written by a newer mcu_dc?")
         spec = REGISTRY[Op(f["op"])]
+        if f["encoding"] > Encoding.HUFFMAN_SPARSE:
+            raise FormatError(f"{where}: encoding {f['encoding']} did not exist in format version 1")
         if f["in_zp"] != zp:
             raise FormatError(
                 f"{where}: input zero point {f['in_zp']} differs from the previous output's {zp}"
@@ -405,7 +456,8 @@ def _decode_v1(data: bytes, hdr: BlobHeader, source: str, meta: dict[str, Any]) 
         g.update(pool_kh=0, pool_kw=0, pool_sh=0, pool_sw=0, multiplier_b=0)
         out_shape = (f["out_c"], f["out_h"], f["out_w"])
         reader.where = where
-        op = spec.unpack(g, reader, name, IO([tuple(shape)], [zp], out_shape, f["out_zp"]))  # type: ignore[list-item]
+        io = IO([tuple(shape)], [zp], out_shape, f["out_zp"])  # type: ignore[list-item]
+        op = _unpack(spec, g, reader, name, io, where, base, L.LAYER_V1)
         try:
             spec.check(op, where)
         except ConfigError as exc:

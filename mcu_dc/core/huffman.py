@@ -141,7 +141,17 @@ def encode(symbols: np.ndarray, table: HuffmanTable) -> tuple[bytes, int]:
 
 
 def decode(data: bytes, n_bits: int, counts: np.ndarray, symbols: np.ndarray, n: int) -> np.ndarray:
-    """Reference bit-serial canonical decode of ``n`` symbols (the C runtime's twin)."""
+    """Reference bit-serial canonical decode of ``n`` symbols (the C runtime's twin).
+
+    Checked before anything is allocated: the ``n_bits`` bits lie in ``data``, and ``n`` symbols of at
+    least one bit each fit in them."""
+    if n_bits > 8 * len(data):
+        raise FormatError(f"Huffman stream of {n_bits} bits (field n_bits) does not fit in {len(data)} bytes")
+    if n > n_bits:
+        raise FormatError(
+            f"{n} symbols cannot be coded in a Huffman stream of {n_bits} bits (field n_bits): every code "
+            "is at least one bit"
+        )
     reader = BitReader(data, n_bits)
     out = np.empty(n, dtype=np.int64)
     counts = [int(c) for c in counts]

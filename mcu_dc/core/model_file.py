@@ -8,6 +8,7 @@ it, so whatever a user holds in memory is exactly what the device will run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import zlib
@@ -34,6 +35,7 @@ class CompressedModel:
         blob: bytes | None = None,
         max_code_len: int = 12,
         lut_bits: int = 6,
+        source: str | None = None,
     ) -> None:
         meta = dict(meta or {})
         if blob is None:
@@ -54,7 +56,8 @@ class CompressedModel:
             }
         self.blob: bytes = blob
         self.meta: dict[str, Any] = meta
-        self.model: IntegerModel = decode_blob(blob, meta.get("name", "<model>"), meta)
+        # Errors name the file a blob came from (``source``), else the model.
+        self.model: IntegerModel = decode_blob(blob, source or meta.get("name", "<model>"), meta)
 
     @property
     def model_hash(self) -> int:
@@ -104,9 +107,61 @@ class CompressedModel:
             raise FormatError(f"{source}: {len(data) - end} unexpected bytes after byte offset {end}")
         try:
             meta = json.loads(js.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{source}: metadata is not valid JSON ({exc})") from None
-        return cls(meta=meta, blob=bytes(data[:p]))
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a huge integer, deep nesting
+            raise FormatError(
+                f"{source}: metadata at byte offset {p + _META.size} is not valid JSON "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        _check_meta(meta, f"{source}: metadata at byte offset {p + _META.size}")
+        return cls(meta=meta, blob=bytes(data[:p]), source=source)
+
+
+# The metadata fields the reader uses, and the JSON types each may have (absent: the default).
+_META_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "name": ("a UTF-8 string", (str,)),
+    "task": ("a UTF-8 string", (str,)),
+    "layer_names": ("a list of UTF-8 strings", (list,)),
+    "input_scale": ("a finite number", (int, float)),
+    "output_scale": ("a finite number", (int, float)),
+    "output_zp": ("an integer in -128..127", (int,)),
+}
+
+
+def _check_meta(meta: Any, where: str) -> None:
+    """Refuse metadata the reader cannot use: not a JSON object, or a field it reads of the wrong type."""
+    if not isinstance(meta, dict):
+        raise FormatError(f"{where} is {_short_json(meta)}, not a JSON object; the file is corrupt")
+    for key, (what, types) in _META_TYPES.items():
+        if key not in meta or (key == "layer_names" and meta[key] is None):
+            continue
+        v = meta[key]
+        ok = isinstance(v, types) and not isinstance(v, bool)
+        if ok and isinstance(v, float):
+            ok = math.isfinite(v)
+        if ok and key == "output_zp":
+            ok = -128 <= v <= 127
+        if ok and isinstance(v, (str, list)):  # strings a terminal or a C header can take
+            ok = all(isinstance(x, str) and _utf8(x) for x in (v if isinstance(v, list) else [v]))
+        if not ok:
+            raise FormatError(
+                f"{where}: field {key!r} is {_short_json(v)}, not {what}; the file is corrupt — regenerate it"
+            )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in the JSON)
+        return False
+    return True
+
+
+def _short_json(v: Any) -> str:
+    try:
+        text = json.dumps(v)
+    except (ValueError, RecursionError):  # nesting json.loads took but json.dumps does not
+        return f"a deeply nested JSON {type(v).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load(path: str | os.PathLike[str]) -> CompressedModel:

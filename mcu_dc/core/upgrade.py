@@ -8,14 +8,36 @@ and its arena planned from tensor lifetimes. The results are unchanged, and
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from mcu_dc.core import huffman
 from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.core.passes import fuse_conv_pool
 from mcu_dc.core.simulator import simulate
-from mcu_dc.errors import ConfigError
+from mcu_dc.errors import ConfigError, FormatError
 
 PROBES = 64
+
+
+def _huffman_options(cfg: Any, name: str) -> dict[str, int]:
+    """``max_code_len`` and ``lut_bits`` from the metadata's ``config`` (defaults 12 and 6), type-checked."""
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        raise FormatError(f"{name}: metadata field 'config' is {type(cfg).__name__}, not a JSON object")
+    out = {}
+    limits = (("max_code_len", 12, 1, huffman.MAX_LEN_LIMIT), ("lut_bits", 6, 0, huffman.MAX_LUT_BITS))
+    for key, default, lo, hi in limits:
+        v = cfg.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise FormatError(
+                f"{name}: metadata field 'config.{key}' is {v!r}, not an integer in {lo}..{hi}; the file is "
+                "corrupt — regenerate it"
+            )
+        out[key] = v
+    return out
 
 
 def upgrade(cm: CompressedModel, *, seed: int = 0) -> CompressedModel:
@@ -23,10 +45,7 @@ def upgrade(cm: CompressedModel, *, seed: int = 0) -> CompressedModel:
     model = fuse_conv_pool(cm.model)
     model.plan = None
     meta = {k: v for k, v in cm.meta.items() if k not in ("blob_layout", "layer_names")}
-    cfg = meta.get("config") or {}
-    new = CompressedModel(
-        model, meta, max_code_len=int(cfg.get("max_code_len", 12)), lut_bits=int(cfg.get("lut_bits", 6))
-    )
+    new = CompressedModel(model, meta, **_huffman_options(meta.get("config"), cm.name))
     new.meta["upgraded_from"] = {
         "format_version": int.from_bytes(cm.blob[4:6], "little"),
         "model_hash": f"0x{cm.model_hash:08x}",

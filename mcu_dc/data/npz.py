@@ -52,13 +52,17 @@ differ.
 
 from __future__ import annotations
 
+import math
 import os
+import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+import numpy.lib.format as npformat
 
 from mcu_dc.core.qmath import TASKS
 from mcu_dc.data.datasets import Dataset
@@ -69,6 +73,24 @@ OPTIONAL = ("task", "anomaly_train", "anomaly_test", "num_classes", "class_names
 LAYOUTS = ("auto", "nchw", "nhwc")
 _CHANNELS = (1, 3, 4)
 _SAVE_HINT = "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+MAX_ARRAY_BYTES = 1 << 34  # 16 GiB: one array's data, checked before it is allocated
+_DEFLATE_MAX_RATIO = 1032  # deflate expands one compressed byte into at most 1032 bytes
+_MAX_NDIM = 32
+_CHUNK = 1 << 20
+# What a damaged zip, member or compressed stream raises (the zipfile, zlib and numpy header readers).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, struct.error,
+    NotImplementedError,  # a newer zip version or compression method
+)  # fmt: skip
+# numpy's .npy header parser (ast.literal_eval, tokenize for headers written by Python 2, then its own
+# checks of the dict: TypeError sorting keys that are not all strings). The header is at most numpy's
+# 10,000 characters, so RecursionError and MemoryError here are Python's parser refusing a deeply
+# nested expression ("-" * 5000 + "1", "lambda: " * 1250), not an allocation.
+_HEADER_ERRORS = (
+    ValueError, SyntaxError, EOFError, struct.error, tokenize.TokenError, TypeError, RecursionError,
+    MemoryError,
+)  # fmt: skip
+_MAX_HEADER = 10_000  # numpy's default: a longer .npy header is refused before it is parsed
 
 
 def is_npz_path(ref: str | os.PathLike[str]) -> bool:
@@ -101,36 +123,170 @@ def _not_npz(path: Path, why: str) -> DataError:
     )
 
 
-def read_arrays(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The known arrays of ``path`` (:data:`REQUIRED` and :data:`OPTIONAL` present) and every name in it."""
+def read_arrays(path: Path, file: BinaryIO | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The known arrays of ``path`` (:data:`REQUIRED` and :data:`OPTIONAL` present) and every name in it.
+
+    Nothing is allocated before it is validated: each member's ``.npy`` header (magic, version,
+    ``descr``, ``fortran_order``, ``shape``) is read first, object dtypes are refused, and
+    ``prod(shape) * itemsize`` must be exactly the member's data bytes (its uncompressed size in the
+    zip directory less its header, itself bounded by the member's compressed size and
+    :data:`MAX_ARRAY_BYTES`). ``file`` (an open binary file such as ``io.BytesIO``) is read instead
+    of ``path``, which then only names the data in messages.
+    """
+    if file is not None:
+        return _read_npz(file, path)
     try:
-        f = np.load(path, allow_pickle=False)
-    except ValueError as exc:  # neither zip nor .npy: numpy would need to unpickle it
-        raise _not_npz(path, f"it is neither a zip of arrays nor a .npy array: {exc}") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _not_npz(path, f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise _not_npz(path, f"it holds a single {getattr(f, 'dtype', '?')} array, the .npy format")
-    with f:
-        names = list(f.files)
+        with open(path, "rb") as f:
+            return _read_npz(f, path)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}; check the path and permissions.") from exc
+
+
+def _read_npz(f: BinaryIO, path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    head = f.read(len(npformat.MAGIC_PREFIX))
+    f.seek(0)
+    if head == npformat.MAGIC_PREFIX:
+        raise _not_npz(path, f"it holds a single {_npy_dtype(f)} array, the .npy format")
+    try:
+        zf = zipfile.ZipFile(f)
+    except _ZIP_ERRORS as exc:
+        raise _not_npz(path, f"it is not a zip of .npy arrays: {type(exc).__name__}: {exc}") from exc
+    with zf:
+        members = zf.namelist()
+        names = [m[:-4] if m.endswith(".npy") else m for m in members]
         arrays: dict[str, np.ndarray] = {}
         for key in (*REQUIRED, *OPTIONAL):
-            if key not in names:
-                continue
-            try:
-                arrays[key] = f[key]
-            except ValueError as exc:
-                if "allow_pickle" in str(exc) or "bject" in str(exc):
-                    raise DataError(
-                        f"{path}: array {key!r} holds Python objects (dtype object), which are never "
-                        f"unpickled; store plain numbers (e.g. {key}.astype(np.float32)) or strings"
-                    ) from exc
-                raise _not_npz(path, f"array {key!r}: {exc}") from exc
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-                raise _not_npz(
-                    path, f"array {key!r} is corrupt or truncated: {type(exc).__name__}: {exc}"
-                ) from exc
+            member = key if key in members else f"{key}.npy" if f"{key}.npy" in members else None
+            if member is not None:
+                arrays[key] = _read_member(zf, zf.getinfo(member), key, path)
     return arrays, names
+
+
+def _npy_dtype(f: BinaryIO) -> str:
+    """The dtype a lone ``.npy`` file's header names (for the message), or ``"?"``."""
+    try:
+        version = npformat.read_magic(f)
+        if version == (1, 0):
+            return str(npformat.read_array_header_1_0(f)[2])
+        if version == (2, 0):
+            return str(npformat.read_array_header_2_0(f)[2])
+    except _HEADER_ERRORS:
+        pass
+    return "?"
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, path: Path) -> np.ndarray:
+    """One array, its header validated before its data is allocated."""
+    where = f"{path}: array {key!r}"
+    loc = f"zip member {info.filename!r}, local header at byte offset {info.header_offset}"
+    if info.flag_bits & 0x1:
+        raise DataError(
+            f"{where} is encrypted (zip flag bit 0 of {loc}); save the arrays again with np.savez"
+        )
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise DataError(
+            f"{where}: zip compression method {info.compress_type} ({loc}) is neither stored (0) nor "
+            "deflate (8), the two np.savez and np.savez_compressed write; save the arrays again with np.savez"
+        )
+    size, packed = info.file_size, info.compress_size
+    if info.compress_type == zipfile.ZIP_STORED and size != packed:
+        raise DataError(
+            f"{where}: the zip directory's uncompressed size {size} differs from its stored size {packed} "
+            f"({loc}); the file is corrupt, save the arrays again"
+        )
+    if size > _DEFLATE_MAX_RATIO * packed + 64:
+        raise DataError(
+            f"{where}: the zip directory's uncompressed size {size} cannot come from {packed} compressed "
+            f"bytes ({loc}); the file is corrupt, save the arrays again"
+        )
+    if size > MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{where}: the zip directory's uncompressed size {size} bytes ({loc}) is over the "
+            f"{MAX_ARRAY_BYTES}-byte limit for one array; split the data or subsample it"
+        )
+    try:
+        with zf.open(info) as fp:
+            try:
+                version = npformat.read_magic(fp)
+            except ValueError as exc:
+                raise DataError(
+                    f"{where} is not a .npy array (field 'magic' at byte 0 of {loc}: {exc}); store plain "
+                    "numeric arrays (or strings) with np.savez"
+                ) from exc
+            if version not in ((1, 0), (2, 0)):
+                raise DataError(
+                    f"{where}: .npy format version {version[0]}.{version[1]} (field 'version' at byte 6 "
+                    f"of {loc}) is not 1.0 or 2.0; save the array again with np.savez"
+                )
+            try:
+                read_header = (
+                    npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(fp, max_header_size=_MAX_HEADER)
+            except _HEADER_ERRORS as exc:
+                raise DataError(
+                    f"{where}: invalid .npy header (fields 'descr', 'fortran_order', 'shape' from byte 8 "
+                    f"of {loc}): {type(exc).__name__}: {_short(exc)}"
+                ) from exc
+            start = fp.tell()
+            if dtype.hasobject:
+                raise DataError(
+                    f"{where} holds Python objects (dtype {dtype}, .npy header field 'descr' of {loc}), "
+                    f"which are never unpickled; store plain numbers (e.g. {key}.astype(np.float32)) or "
+                    "strings"
+                )
+            if dtype.subdtype is not None or dtype.names is not None or dtype.itemsize == 0:
+                raise DataError(
+                    f"{where}: .npy header field 'descr' ({loc}) gives dtype {dtype}, not one an array of "
+                    "numbers or strings has; save the array again with np.savez"
+                )
+            if len(shape) > _MAX_NDIM or any(d < 0 for d in shape):
+                raise DataError(
+                    f"{where}: .npy header field 'shape' {shape} ({loc}) is not up to {_MAX_NDIM} "
+                    "non-negative sizes; the file is corrupt, save the arrays again"
+                )
+            count = math.prod(shape)
+            need = count * dtype.itemsize
+            if need != size - start:
+                raise DataError(
+                    f"{where}: .npy header field 'shape' {shape} of {dtype} needs {need} bytes of data but "
+                    f"the member holds {size - start} after its {start}-byte header (uncompressed size "
+                    f"{size} in the zip directory, {loc}); the file is truncated or corrupt, save the "
+                    "arrays again"
+                )
+            raw = np.empty(need, dtype=np.uint8)
+            got = 0
+            while got < need:
+                chunk = fp.read(min(_CHUNK, need - got))
+                if not chunk:
+                    break
+                raw[got : got + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                got += len(chunk)
+            if got != need or fp.read(1):
+                raise DataError(
+                    f"{where}: the member's data ends at its byte {start + got}, not at its size {size} in "
+                    f"the zip directory ({loc}); the file is truncated or corrupt, save the arrays again"
+                )
+    except _ZIP_ERRORS as exc:
+        raise DataError(
+            f"{where} is corrupt or truncated ({loc}): {type(exc).__name__}: {_short(exc)}. A dataset "
+            f"file is a zip of .npy arrays as written by {_SAVE_HINT}; save the arrays again"
+        ) from exc
+    a = raw.view(dtype)
+    if dtype.kind == "U" and a.size:  # UCS-4 code units; numpy cannot make a str of one past U+10FFFF
+        units = a.view(np.dtype(np.uint32).newbyteorder(dtype.byteorder))
+        if int(units.max()) > 0x10FFFF:
+            first = int(np.argmax(units > 0x10FFFF))
+            raise DataError(
+                f"{where}: character {first} of its {dtype} data is {int(units[first]):#x}, beyond Unicode's "
+                f"U+10FFFF ({loc}); the file is corrupt, save the arrays again"
+            )
+    return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
+
+
+def _short(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    return msg if len(msg) <= 200 else msg[:200] + "..."
 
 
 def _require(
@@ -154,7 +310,13 @@ def _string(arrays: dict[str, np.ndarray], key: str, path: Path) -> str | None:
             f"{path}: {key!r} must be one string (np.savez(..., {key}='...')), got {a.dtype} {a.shape}"
         )
     v = a[()]
-    return (v.decode() if isinstance(v, bytes) else str(v)).strip().lower()
+    try:
+        text = v.decode() if isinstance(v, bytes) else str(v)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: {key!r} is not a UTF-8 string ({exc}); store it as np.savez(..., {key}='...')"
+        ) from exc
+    return text.strip().lower()
 
 
 def _number(arrays: dict[str, np.ndarray], key: str, path: Path, kinds: str) -> Any:
@@ -351,13 +513,17 @@ def load_npz(
     input_scale: float | None = None,
     layout: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    *,
+    file: BinaryIO | None = None,
 ) -> tuple[Dataset, Dataset]:
     """``(train, test)`` :class:`Dataset` s from a ``.npz`` file (rules in this module's docstring).
 
-    ``task``, ``input_scale`` and ``layout`` override the file's entries of the same name.
+    ``task``, ``input_scale`` and ``layout`` override the file's entries of the same name. With
+    ``file`` (an open binary file, e.g. ``io.BytesIO``) the data is read from it and ``path`` only
+    names it in messages.
     """
-    p = resolve_npz(path, data_dir)
-    arrays, names = read_arrays(p)
+    p = Path(path) if file is not None else resolve_npz(path, data_dir)
+    arrays, names = read_arrays(p, file)
     if task is not None and task not in TASKS:
         raise DataError(f"task {task!r} is not one of {', '.join(TASKS)}")
     layout = layout if layout is not None else (_string(arrays, "layout", p) or "auto")

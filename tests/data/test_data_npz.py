@@ -311,6 +311,113 @@ def test_corrupt_member_is_refused(tmp_path: Path):
     _one_paragraph(e, p)
 
 
+# --------------------------------------------------------------------------- validated before allocated
+
+
+def _npy(header: str, data: bytes = b"", version: int = 1) -> bytes:
+    """A .npy member with any header text (padded like numpy's), then ``data``."""
+    text = header.encode("latin1")
+    size = 2 if version == 1 else 4
+    pad = -(6 + 2 + size + len(text) + 1) % 64
+    text += b" " * pad + b"\n"
+    return b"\x93NUMPY" + bytes([version, 0]) + len(text).to_bytes(size, "little") + text + data
+
+
+def _zip(
+    tmp_path: Path, name: str = "crafted.npz", method: int = zipfile.ZIP_STORED, **members: bytes
+) -> Path:
+    p = tmp_path / name
+    with zipfile.ZipFile(p, "w", compression=method) as z:
+        for key, body in members.items():
+            z.writestr(f"{key}.npy", body)
+    return p
+
+
+def _with_valid_rest(**members: bytes) -> dict[str, bytes]:
+    import io
+
+    out = {}
+    arrays = {"x_train": _images(4), "y_train": np.arange(4), "x_test": _images(2), "y_test": np.arange(2)}
+    for key, a in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, a)
+        out[key] = buf.getvalue()
+    out.update(members)
+    return out
+
+
+def test_a_header_asking_for_terabytes_fails_fast(tmp_path: Path):
+    """A tiny member whose header claims 10^12 elements: refused from the header, nothing allocated."""
+    import time
+
+    huge = _npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }", b"\0" * 64)
+    for method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        p = _zip(tmp_path, f"huge{method}.npz", method, **_with_valid_rest(x_train=huge))
+        assert p.stat().st_size < 4096
+        t0 = time.monotonic()
+        pattern = r"array 'x_train'.*field 'shape' \(1000000, 1000000\).*needs 8000000000000 bytes"
+        with pytest.raises(DataError, match=pattern) as e:
+            load_npz(p)
+        assert time.monotonic() - t0 < 1.0
+        msg = _one_paragraph(e, p)
+        assert "x_train.npy" in msg and "byte offset" in msg
+
+
+def test_the_zip_directory_size_is_checked_before_reading(tmp_path: Path):
+    """An uncompressed size in the zip directory that the member cannot hold is refused up front."""
+    for method, pattern in (
+        (zipfile.ZIP_STORED, r"uncompressed size 4294967280 differs from its stored size"),
+        (zipfile.ZIP_DEFLATED, r"uncompressed size 4294967280 cannot come from \d+ compressed bytes"),
+    ):
+        p = _zip(tmp_path, f"dir{method}.npz", method, **_with_valid_rest())
+        data = bytearray(p.read_bytes())
+        cd = data.index(b"PK\x01\x02")  # the directory entry of x_train, the first member
+        data[cd + 24 : cd + 28] = (0xFFFFFFF0).to_bytes(4, "little")  # its uncompressed size
+        p.write_bytes(bytes(data))
+        with pytest.raises(DataError, match=r"array 'x_train': the zip directory's " + pattern) as e:
+            load_npz(p)
+        _one_paragraph(e, p)
+
+
+def test_header_fields_are_checked(tmp_path: Path):
+    h = "{'descr': %s, 'fortran_order': False, 'shape': %s, }"
+    cases = {
+        "shape": (h % ("'<f4'", "(-1, 3)"), r"array 'y_train': .npy header field 'shape' \(-1, 3\)"),
+        "descr": (h % ("'not a dtype'", "(4,)"), r"array 'y_train': invalid .npy header"),
+        "keys": ("{'descr': '<f4', 'shape': (4,), }", r"array 'y_train': invalid .npy header"),
+        "object": (h % ("'|O'", "(4,)"), r"array 'y_train' holds Python objects"),
+        "record": (h % ("[('a', '<i4')]", "(4,)"), r"array 'y_train': .npy header field 'descr'.*dtype"),
+        "data": (h % ("'<i8'", "(5,)"), r"array 'y_train':.*needs 40 bytes of data but the member holds 32"),
+    }
+    for name, (header, pattern) in cases.items():
+        p = _zip(tmp_path, f"{name}.npz", **_with_valid_rest(y_train=_npy(header, bytes(32))))
+        with pytest.raises(DataError, match=pattern) as e:
+            load_npz(p)
+        _one_paragraph(e, p)
+    p = _zip(tmp_path, "raw.npz", **_with_valid_rest(y_train=b"not an array at all"))
+    with pytest.raises(DataError, match=r"'y_train' is not a .npy array \(field 'magic'") as e:
+        load_npz(p)  # numpy returned such a member's raw bytes, which then failed as an AttributeError
+    _one_paragraph(e, p)
+
+
+def test_bad_crc_and_truncated_member_are_one_clear_error(tmp_path: Path):
+    p = _zip(tmp_path, **_with_valid_rest())
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("x_test.npy")
+    data = bytearray(p.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + 140] ^= 0x01  # a stored data byte of x_test
+    bad = tmp_path / "badcrc.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"'x_test' is corrupt or truncated.*Bad CRC-32") as e:
+        load_npz(bad)
+    _one_paragraph(e, bad)
+    cut = tmp_path / "cut2.npz"
+    cut.write_bytes(p.read_bytes()[:-30])  # the end of the central directory is gone
+    with pytest.raises(DataError, match=r"not a valid .npz") as e:
+        load_npz(cut)
+    _one_paragraph(e, cut)
+
+
 # --------------------------------------------------------------------------- a shape the model does not take
 
 
