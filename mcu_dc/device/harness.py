@@ -44,11 +44,18 @@ class LinkSettings:
 
 @dataclass
 class LinkStats:
+    """What the link went through; everything but ``failed_requests`` was recovered from."""
+
     requests: int = 0
-    retries: int = 0
-    device_errors: int = 0
-    timeouts: int = 0
-    stale_frames: int = 0
+    retries: int = 0  # resends (every one follows a timeout or an ERROR reply)
+    device_errors: int = 0  # ERROR replies; the next three split the usual ones by code
+    device_bad_crc: int = 0  # ERROR BAD_CRC: the request arrived corrupted
+    device_frame_timeouts: int = 0  # ERROR TIMEOUT: the request stopped half-way (bytes lost)
+    device_too_long: int = 0  # ERROR TOO_LONG: a corrupted length field
+    timeouts: int = 0  # no valid reply within reply_timeout_s (then a resync)
+    stale_frames: int = 0  # valid replies to an earlier attempt, dropped
+    bad_frames_in: int = 0  # replies the host's decoder dropped (bad CRC, false sync)
+    failed_requests: int = 0  # requests given up after every attempt (raised DeviceError)
     bytes_out: int = 0
     bytes_in: int = 0
 
@@ -125,6 +132,7 @@ class Device:
                 self._quickack()
                 self.stats.bytes_in += len(data)
                 self._pending.extend(self._decoder.feed(data))
+                self.stats.bad_frames_in = self._decoder.bad_frames
 
     def _quickack(self) -> None:
         # A TCP link (QEMU's -serial tcp:...) whose far end uses Nagle's algorithm holds
@@ -178,6 +186,12 @@ class Device:
                     if f.type == P.MsgType.ERROR:
                         err = P.DeviceErrorFrame.from_payload(f.payload)
                         self.stats.device_errors += 1
+                        if err.code == P.ErrorCode.BAD_CRC:
+                            self.stats.device_bad_crc += 1
+                        elif err.code == P.ErrorCode.TIMEOUT:
+                            self.stats.device_frame_timeouts += 1
+                        elif err.code == P.ErrorCode.TOO_LONG:
+                            self.stats.device_too_long += 1
                         last = f"the device answered ERROR {err.describe()}"
                         if err.code in (
                             P.ErrorCode.MODEL_INIT,
@@ -194,6 +208,7 @@ class Device:
                     self._pending = frames[i + 1 :] + self._pending
                     failed = True
                     break
+        self.stats.failed_requests += 1
         raise DeviceError(
             f"the device gave no valid reply to a 0x{msg_type:02x} request after {attempts} attempts "
             f"(last: {last}). Check the port/URL and baud rate, that the firmware is running (reset the "

@@ -2,8 +2,9 @@
 
 * :class:`FaultProxy` sits between the harness (``socket://127.0.0.1:PORT``) and a
   device's TCP serial port (QEMU's ``-serial tcp:…``) and corrupts and drops bytes in
-  either direction, deterministically from a seed and bounded in number, so a test can
-  prove that every result still comes out right.
+  either direction, deterministically from a seed and bounded in number (or, for a long
+  soak, unbounded: ``max_faults=None``), so a test can prove that every result still
+  comes out right.
 * :class:`ProcessBridge` serves a program that speaks the protocol on stdin/stdout (the
   host build of the firmware) on a loopback TCP port, so the harness reaches it through
   the very same ``serial.serial_for_url("socket://…")`` path as QEMU or a board.
@@ -35,17 +36,23 @@ class FaultSettings:
     seed: int = 0
     corrupt_rate: float = 0.0  # flip a random non-zero XOR mask into the byte
     drop_rate: float = 0.0  # remove the byte
-    max_faults: int = 32  # faults per direction over the proxy's life
+    max_faults: int | None = 32  # faults per direction over the proxy's life; None: unlimited (rate only)
     to_device: bool = True  # faults on the harness → device direction
     to_host: bool = True  # faults on the device → harness direction
     skip_bytes: int = 0  # bytes per direction passed untouched first (e.g. the handshake)
+
+
+def _per_direction() -> dict[str, int]:
+    return {"to_device": 0, "to_host": 0}
 
 
 @dataclass
 class FaultStats:
     corrupted: int = 0
     dropped: int = 0
-    forwarded: dict[str, int] = field(default_factory=lambda: {"to_device": 0, "to_host": 0})
+    forwarded: dict[str, int] = field(default_factory=_per_direction)
+    corrupted_by_direction: dict[str, int] = field(default_factory=_per_direction)
+    dropped_by_direction: dict[str, int] = field(default_factory=_per_direction)
 
     @property
     def faults(self) -> int:
@@ -143,26 +150,31 @@ class FaultProxy(_Pumps):
             start = self._seen[direction]
             self._seen[direction] += len(data)
             self.stats.forwarded[direction] += len(data)
-            if not enabled or self._faults[direction] >= s.max_faults:
+            budget = None if s.max_faults is None else s.max_faults - self._faults[direction]
+            if not enabled or (budget is not None and budget <= 0):
                 return data
             # One generator per direction and per purpose: the faults depend only on the
             # byte's position in its direction's stream, not on how TCP chunks it.
             rolls = self._rolls[direction].random(len(data))
             masks = self._masks[direction].integers(1, 256, size=len(data))
-            out = bytearray()
-            for i, b in enumerate(data):
-                if start + i < s.skip_bytes or self._faults[direction] >= s.max_faults:
-                    out.append(b)
-                elif rolls[i] < s.drop_rate:
-                    self.stats.dropped += 1
-                    self._faults[direction] += 1
-                elif rolls[i] < s.drop_rate + s.corrupt_rate:
-                    self.stats.corrupted += 1
-                    self._faults[direction] += 1
-                    out.append(b ^ int(masks[i]))
-                else:
-                    out.append(b)
-            return bytes(out)
+            eligible = np.arange(start, start + len(data)) >= s.skip_bytes
+            drop = eligible & (rolls < s.drop_rate)
+            corrupt = eligible & ~drop & (rolls < s.drop_rate + s.corrupt_rate)
+            if budget is not None:  # only the first `budget` faults of this chunk happen
+                allowed = np.cumsum(drop | corrupt) <= budget
+                drop &= allowed
+                corrupt &= allowed
+            n_drop, n_corrupt = int(drop.sum()), int(corrupt.sum())
+            if not n_drop and not n_corrupt:
+                return data
+            self._faults[direction] += n_drop + n_corrupt
+            self.stats.dropped += n_drop
+            self.stats.corrupted += n_corrupt
+            self.stats.dropped_by_direction[direction] += n_drop
+            self.stats.corrupted_by_direction[direction] += n_corrupt
+            out = np.frombuffer(data, dtype=np.uint8).copy()
+            out[corrupt] ^= masks[corrupt].astype(np.uint8)
+            return out[~drop].tobytes()
 
     def _run(self, accept_timeout_s: float) -> None:
         conn = self._accept(accept_timeout_s)
