@@ -218,14 +218,15 @@ mcu_dc_status_t mcu_dc_fc_colsparse_s8(const mcu_dc_node_t *n, const mcu_dc_io_t
     const uint8_t *p = mcu_dc_colsparse_stream(n);
     const uint32_t rows = n->rows, fan_in = n->fan_in;
     uint32_t j, row;
-    for (row = 0u; row < rows; row++) acc[row] = mcu_dc_bias(n, row);
+    const uint8_t *bias = n->bias;
+    for (row = 0u; row < rows; row++, bias += 4) acc[row] = mcu_dc_rd32(bias);
     for (j = 0u; j < fan_in; j++) {
         const uint32_t count = mcu_dc_colsparse_count(&p);
         const int32_t v = (int32_t)x[j] - zp;
         if (v != 0 && count != 0u) fc_column(p, p + count, acc, cb, v); /* a zero input adds nothing */
         p += count;
     }
-    for (row = 0u; row < rows; row++) io->y[row] = mcu_dc_requant_out(acc[row], n);
+    for (row = 0u; row < rows; row++) io->y[row] = mcu_dc_requant_s8(acc[row], n);
     return MCU_DC_OK;
 }
 
