@@ -86,7 +86,8 @@ def v1_blob(model: IntegerModel) -> bytes | None:
 
 
 def model_seeds(count: int, seed: int) -> list[bytes]:
-    """``count`` valid blobs: about two thirds version 2 graphs, one third version 1 chains."""
+    """``count`` valid blobs: a third version 1 chains, a third version 2 graphs over every op, a
+    third version 2 FC chains, column-sparse wherever their codebook allows it."""
     out: list[bytes] = []
     i = 0
     while len(out) < count:
@@ -96,8 +97,10 @@ def model_seeds(count: int, seed: int) -> list[bytes]:
             blob = v1_blob(random_model(s, max_dim=6))
             if blob is None:
                 continue
-        else:
+        elif i % 3 == 1:
             blob = encode_blob(random_graph(s, max_ops=6, max_dim=8, max_channels=4))
+        else:  # FC chains, column-sparse wherever the codebook allows it (k <= 16)
+            blob = encode_blob(random_model(s, conv=False, max_dim=8, encoding=Encoding.COLUMN_SPARSE))
         out.append(blob)
     return out
 

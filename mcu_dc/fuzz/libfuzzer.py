@@ -42,6 +42,7 @@ class Harness:
     source: str  # in firmware/fuzz/
     defines: tuple[str, ...] = ()
     protocol: bool = False  # links the protocol parser and server; serves the protocol model
+    max_len: int = 8192  # longest input libFuzzer makes
 
 
 HARNESSES: dict[str, Harness] = {
@@ -49,7 +50,7 @@ HARNESSES: dict[str, Harness] = {
     for h in (
         Harness("model", "fuzz_model.c"),
         Harness("model-streams", "fuzz_model.c", ("MCU_DC_FUZZ_STREAMS",)),
-        Harness("proto", "fuzz_proto.c", protocol=True),
+        Harness("proto", "fuzz_proto.c", protocol=True, max_len=2048),  # dozens of frames
     )
 }
 
@@ -178,12 +179,13 @@ def run_harness(
     runs: int,
     seed: int = 1,
     timeout_s: float = 3600.0,
-    max_len: int = MAX_LEN,
+    max_len: int | None = None,
     extra_args: tuple[str, ...] = (),
 ) -> FuzzRun:
     """Run ``binary`` for ``runs`` executions from ``corpus_dir`` (seeded if empty); log in work_dir."""
     work_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **seed_corpus(name, corpus_dir, seed)}
+    max_len = max_len or HARNESSES[name].max_len
     artifacts = work_dir / f"{name}-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -232,7 +234,12 @@ def line_coverage(
     merged = work_dir / f"{name}.profdata"
     env = {**os.environ, "LLVM_PROFILE_FILE": str(raw)}
     env.update(seed_corpus(name, work_dir / f"{name}-cov-seeds", seed))  # the model the corpora were made for
-    cmd = [str(binary), "-runs=0", f"-max_len={MAX_LEN}", *map(str, corpus_dirs)]
+    cmd = [
+        str(binary),
+        "-runs=0",
+        f"-max_len={max(MAX_LEN, HARNESSES[name].max_len)}",
+        *map(str, corpus_dirs),
+    ]
     subprocess.run(cmd, env=env, capture_output=True, timeout=timeout_s, check=True)
     subprocess.run([llvm_tool("llvm-profdata"), "merge", "-sparse", str(raw), "-o", str(merged)], check=True,
                    capture_output=True, timeout=300)  # fmt: skip
