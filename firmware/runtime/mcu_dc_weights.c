@@ -170,13 +170,14 @@ static mcu_dc_status_t colsparse_validate(const mcu_dc_node_t *n, uint32_t bb)
     end = s + n_bytes;
     p = s;
     for (j = 0u; j < n->fan_in; j++) {
-        uint32_t count = 0u, b, row = 0u; /* row + 1 */
+        uint64_t count = 0u; /* 64 bits: many 255 bytes cannot wrap it */
+        uint32_t b, row = 0u; /* row + 1 */
         do {
             if (p >= end) return MCU_DC_ERR_CORRUPT_STREAM;
             b = *p++;
             count += b;
         } while (b == 255u);
-        if (count > (uint32_t)(end - p)) return MCU_DC_ERR_CORRUPT_STREAM;
+        if (count > (uint64_t)(end - p)) return MCU_DC_ERR_CORRUPT_STREAM; /* so the kernels' u32 count is exact */
         for (b = 0u; b < count; b++, p++) {
             const uint32_t h = *p >> 4, g = *p & 15u;
             row += h == 0u ? MCU_DC_COLSPARSE_SKIP * (g + 1u) : h; /* < rows + 241: no wrap */
