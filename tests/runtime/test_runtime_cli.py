@@ -72,3 +72,14 @@ def test_build_dispatches_mcu_projects(digits_model, tmp_path, capsys):
     assert main(["build", str(out), "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
     assert fit["board"] == "qemu-mps2-an386" and fit["fits"] is True
+
+
+def test_report_into_a_closed_pipe_is_quiet(digits_model):
+    """`mcu-dc report m.mcudc | true`: the reader is gone before the first write; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    cmd = f"set -o pipefail; {sys.executable} -m mcu_dc report {digits_model} | true"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
