@@ -43,6 +43,7 @@ def _probe_inputs(model: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from mcu_dc.compression.report import coding_settings
     from mcu_dc.core.model_file import CompressedModel, load
     from mcu_dc.core.objective import choose, input_activity, objective_meta
     from mcu_dc.core.simulator import simulate
@@ -63,11 +64,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         x = _probe_inputs(cm.model)
         activity = None
-    model, picks = choose(cm.model, args.objective, activity=activity, slack=args.slack)
+    max_len, lut = coding_settings(cm)
+    model, picks = choose(
+        cm.model, args.objective, activity=activity, slack=args.slack, max_code_len=max_len, lut_bits=lut
+    )
     meta = {k: v for k, v in cm.meta.items() if k not in ("blob_layout", "report")}
     activity_from = f"{args.dataset} test images" if args.dataset else "none (worst case: no input is zero)"
     meta["objective"] = objective_meta(model, picks, args.objective, args.slack, activity_from)
-    new = CompressedModel(model, meta, max_code_len=int(cm.meta.get("max_code_len", 12)))
+    new = CompressedModel(model, meta, max_code_len=max_len, lut_bits=lut)
     if not np.array_equal(simulate(new.model, x), simulate(cm.model, x)):
         raise MismatchError(
             f"{args.file}: re-encoding changed the outputs; nothing was written (a bug in mcu_dc: report it)"

@@ -302,7 +302,14 @@ def finish(
     t0 = time.perf_counter()
     im = to_integer_model(net, fit, cfg.quantize, dev, model_name)
     im.task = task
-    im, picks = choose_encodings(im, cfg.objective, activity=input_activity(im, fit.x[:256]), slack=cfg.slack)
+    im, picks = choose_encodings(
+        im,
+        cfg.objective,
+        activity=input_activity(im, fit.x[:256]),
+        slack=cfg.slack,
+        max_code_len=cfg.max_code_len,
+        lut_bits=cfg.lut_bits,
+    )
     say(
         f"encodings ({cfg.objective}): "
         + ", ".join(f"{im.layers[i].name} {o.encoding.name}" for i, o in sorted(picks.items()))

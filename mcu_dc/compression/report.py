@@ -24,14 +24,15 @@ from mcu_dc.core.planner import buffers, plan_of
 from mcu_dc.core.qmath import Encoding
 
 
-def _coding(cm: CompressedModel) -> tuple[int, int]:
+def coding_settings(cm: CompressedModel) -> tuple[int, int]:
+    """(max_code_len, lut_bits) the file's Huffman streams were written with."""
     cfg = cm.meta.get("config") or {}
     return int(cfg.get("max_code_len", 12)), int(cfg.get("lut_bits", 6))
 
 
 def build_report(cm: CompressedModel) -> dict[str, Any]:
     """Per-layer and total figures of a compressed model (JSON-ready)."""
-    max_len, lut = _coding(cm)
+    max_len, lut = coding_settings(cm)
     parts = layer_byte_breakdown(cm.model, max_code_len=max_len, lut_bits=lut)
     by_index = {p["index"]: p for p in parts}
     names = cm.meta.get("layer_names") or [layer.name for layer in cm.model.layers]

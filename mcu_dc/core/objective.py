@@ -149,9 +149,15 @@ def with_encodings(model: IntegerModel, choice: dict[int, Encoding]) -> IntegerM
 
 
 def layer_options(
-    model: IntegerModel, activity: dict[int, float] | None = None, costs: KernelCosts = M4_COSTS
+    model: IntegerModel,
+    activity: dict[int, float] | None = None,
+    costs: KernelCosts = M4_COSTS,
+    *,
+    max_code_len: int = 12,
+    lut_bits: int = 6,
 ) -> dict[int, list[Option]]:
-    """For each weight op (by index), every encoding it can use with its bytes and predicted instructions."""
+    """For each weight op (by index), every encoding it can use with its bytes (packed with the Huffman
+    settings the file will be written with) and predicted instructions."""
     from mcu_dc.core.blob import encode_blob_with_layout
 
     activity = activity or {}
@@ -162,7 +168,8 @@ def layer_options(
         idx = [i for i, e in ops.items() if enc in e]
         if not idx:
             continue
-        _, lay = encode_blob_with_layout(with_encodings(model, dict.fromkeys(idx, enc)))
+        trial = with_encodings(model, dict.fromkeys(idx, enc))
+        _, lay = encode_blob_with_layout(trial, max_code_len=max_code_len, lut_bits=lut_bits)
         for i in idx:
             act = float(activity.get(i, 1.0))
             out[i].append(
@@ -178,6 +185,8 @@ def choose(
     activity: dict[int, float] | None = None,
     slack: float = DEFAULT_SLACK,
     costs: KernelCosts = M4_COSTS,
+    max_code_len: int = 12,
+    lut_bits: int = 6,
 ) -> tuple[IntegerModel, dict[int, Option]]:
     """The model re-encoded for ``objective``, and the option chosen for each weight op."""
     try:
@@ -188,7 +197,7 @@ def choose(
         ) from None
     if slack < 0:
         raise ConfigError(f"the balanced objective's slack must be >= 0, got {slack}")
-    opts = layer_options(model, activity, costs)
+    opts = layer_options(model, activity, costs, max_code_len=max_code_len, lut_bits=lut_bits)
     smallest = {i: min(o, key=lambda x: (x.bytes, x.instructions)) for i, o in opts.items()}
     fastest = {i: min(o, key=lambda x: (x.instructions, x.bytes)) for i, o in opts.items()}
     if objective == Objective.SIZE:
