@@ -28,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mcu_dc.fileio import write_text_atomic  # noqa: E402
 from mcu_dc.fuzz import libfuzzer as LF  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "coverage": coverage,
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "fuzz.json").write_text(json.dumps(data, indent=1) + "\n")
-    (args.results_dir / "fuzz.md").write_text(render(data))
+    write_text_atomic(args.results_dir / "fuzz.json", json.dumps(data, indent=1) + "\n")
+    write_text_atomic(args.results_dir / "fuzz.md", render(data))
     _say(f"wrote {args.results_dir / 'fuzz.md'}")
     bad = [r for r in c_rows if r["findings"]] + [r for r in py_rows if r["findings"]]
     return 1 if bad else 0

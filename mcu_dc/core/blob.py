@@ -149,10 +149,19 @@ def encode_blob_with_layout(
             op_table_off=op_off,
         ),
     )
-    body[12:16] = (zlib.crc32(bytes(body[16:])) & 0xFFFFFFFF).to_bytes(4, "little")
+    body = bytearray(with_crc(body))
     layout = BlobLayout(HEADER_BYTES, n_t * TENSOR_BYTES, layouts)
     assert layout.total == len(body), (layout.total, len(body))
     return bytes(body), layout
+
+
+def with_crc(blob: bytes | bytearray) -> bytes:
+    """``blob`` (either version) with its header CRC-32 (the model hash) set over ``[16, blob_bytes)``."""
+    b = bytearray(blob)
+    bb = int.from_bytes(b[8:12], "little")
+    end = bb if 16 <= bb <= len(b) else len(b)
+    b[12:16] = (zlib.crc32(bytes(b[16:end])) & 0xFFFFFFFF).to_bytes(4, "little")
+    return bytes(b)
 
 
 def encode_blob(model: IntegerModel, *, max_code_len: int = 12, lut_bits: int = 6) -> bytes:

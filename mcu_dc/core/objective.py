@@ -30,7 +30,7 @@ import numpy as np
 from mcu_dc.core import colsparse
 from mcu_dc.core.ir import IntegerModel
 from mcu_dc.core.ops import spec_of
-from mcu_dc.core.qmath import Encoding, Op
+from mcu_dc.core.qmath import MAX_CODEBOOK, Encoding, Op
 from mcu_dc.errors import ConfigError
 
 
@@ -86,7 +86,7 @@ def allowed_encodings(op: Any) -> list[Encoding]:
     out = [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]
     if op.op == Op.FC and 1 <= len(op.codebook) <= colsparse.MAX_K:
         out.append(Encoding.COLUMN_SPARSE)
-    if len(op.codebook) > 256 or len(op.codebook) < 1:
+    if not 1 <= len(op.codebook) <= MAX_CODEBOOK:
         out.remove(Encoding.HUFFMAN_SPARSE)
     return out
 

@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import hashlib
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from mcu_dc.core import layout as L
-from mcu_dc.core.blob import encode_blob
+from mcu_dc.core.blob import encode_blob, with_crc
 from mcu_dc.core.ir import Conv2D, IntegerModel
 from mcu_dc.core.planner import v1_plan
 from mcu_dc.core.qmath import Encoding
@@ -25,11 +24,6 @@ from mcu_dc.device import protocol as P
 
 V1_OPS = {"Conv2D": 1, "FC": 2, "MaxPool2D": 3}
 _SECTION_KEYS = ("codebook_off", "bias_off", "weights_off", "index_off")
-
-
-def _with_crc(blob: bytearray) -> bytes:
-    blob[12:16] = (zlib.crc32(bytes(blob[16:])) & 0xFFFFFFFF).to_bytes(4, "little")
-    return bytes(blob)
 
 
 def v1_blob(model: IntegerModel) -> bytes | None:
@@ -82,7 +76,7 @@ def v1_blob(model: IntegerModel) -> bytes | None:
          "in_c": c, "in_h": hh, "in_w": w, "out_len": model.output_len,
          "arena_bytes": v1_plan(model).arena_bytes, "rounding": 1},
     )  # fmt: skip
-    return _with_crc(out)
+    return with_crc(out)
 
 
 def model_seeds(count: int, seed: int) -> list[bytes]:

@@ -88,19 +88,19 @@ _DICT["mcudc-raw"] = _DICT["mcudc"]
 
 def _patch_crcs(data: bytes) -> bytes:
     """``data`` with the blob's and the metadata's CRC-32 recomputed (where their fields are present)."""
-    from mcu_dc.core.blob import MAGIC
+    from mcu_dc.core.blob import MAGIC, with_crc
     from mcu_dc.core.model_file import META_MAGIC
 
     if len(data) < 16 or data[:4] != MAGIC:
         return data
-    b = bytearray(data)
-    bb = int.from_bytes(b[8:12], "little")
-    if 16 <= bb <= len(b):
-        b[12:16] = (zlib.crc32(b[16:bb]) & 0xFFFFFFFF).to_bytes(4, "little")
-        if len(b) >= bb + 12 and b[bb : bb + 4] == META_MAGIC:
-            n = int.from_bytes(b[bb + 4 : bb + 8], "little")
-            js = b[bb + 12 : bb + 12 + n]
-            b[bb + 8 : bb + 12] = (zlib.crc32(js) & 0xFFFFFFFF).to_bytes(4, "little")
+    bb = int.from_bytes(data[8:12], "little")
+    if not 16 <= bb <= len(data):
+        return data
+    b = bytearray(with_crc(data))
+    if len(b) >= bb + 12 and b[bb : bb + 4] == META_MAGIC:
+        n = int.from_bytes(b[bb + 4 : bb + 8], "little")
+        js = b[bb + 12 : bb + 12 + n]
+        b[bb + 8 : bb + 12] = (zlib.crc32(js) & 0xFFFFFFFF).to_bytes(4, "little")
     return bytes(b)
 
 
