@@ -51,15 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     cm = load(args.file)
     if args.dataset:
-        from mcu_dc.commands.simulate import model_task
+        from mcu_dc.commands.simulate import for_model
         from mcu_dc.data.datasets import load_dataset
-        from mcu_dc.device.verify import dataset_for_model
 
-        ds = load_dataset(args.dataset, "test", args.data_dir).with_task(model_task(cm))
-        ds = dataset_for_model(
-            ds.subset(np.arange(min(512, len(ds)))), cm.meta, cm.model, f"dataset {args.dataset}"
-        )
-        x = ds.x
+        x = for_model(cm, load_dataset(args.dataset, "test", args.data_dir), 512, f"dataset {args.dataset}").x
         activity = input_activity(cm.model, x)
     else:
         x = _probe_inputs(cm.model)

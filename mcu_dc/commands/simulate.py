@@ -44,11 +44,21 @@ def model_task(cm: Any) -> str:
     return str(getattr(cm.model, "task", None) or cm.meta.get("task") or "classification")
 
 
+def for_model(cm: Any, ds: Any, limit: int | None, what: str) -> Any:
+    """Test set ``ds`` as ``cm`` takes it: its task (an autoencoder reconstructs the images), the first
+    ``limit`` samples, the model's input normalization."""
+    from mcu_dc.device.verify import dataset_for_model
+
+    ds = ds.with_task(model_task(cm))
+    if limit is not None:
+        ds = ds.subset(np.arange(min(limit, len(ds))))
+    return dataset_for_model(ds, cm.meta, cm.model, what)
+
+
 def run(args: argparse.Namespace) -> int:
     from mcu_dc.core.model_file import load
     from mcu_dc.data.datasets import load_dataset
     from mcu_dc.data.metrics import format_metrics, simulator_metrics
-    from mcu_dc.device.verify import dataset_for_model
 
     cm = load(args.file)
     task = model_task(cm)
@@ -60,13 +70,10 @@ def run(args: argparse.Namespace) -> int:
             "Python with mcu_dc.data.metrics.simulator_metrics(cm.model, Dataset(name, x, y, "
             "task='regression'))"
         )
-    ds = ds.with_task(task)  # an autoencoder reconstructs the images
-    if args.limit is not None:
-        if args.limit < 1:
-            raise DataError(f"--limit {args.limit}: pass a positive number of images")
-        ds = ds.subset(np.arange(min(args.limit, len(ds))))
+    if args.limit is not None and args.limit < 1:
+        raise DataError(f"--limit {args.limit}: pass a positive number of images")
     model = cm.model
-    ds = dataset_for_model(ds, cm.meta, model, f"dataset {args.dataset}")
+    ds = for_model(cm, ds, args.limit, f"dataset {args.dataset}")
     t0 = time.perf_counter()
     out, metrics = simulator_metrics(model, ds)
     seconds = time.perf_counter() - t0
