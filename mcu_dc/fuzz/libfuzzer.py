@@ -153,14 +153,42 @@ _ERROR = re.compile(
 )
 
 
+_UNITS = re.compile(r"stat::number_of_executed_units: (\d+)")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """libFuzzer's own figures from its output (the C harnesses' and the Python targets' alike)."""
+
+    executions: int
+    edges: int  # "cov:"
+    features: int  # "ft:"
+    corpus: int  # "corp:" files
+    done_seconds: int | None  # "Done N runs in S second(s)", when the run ended normally
+
+
+def read_stats(text: str) -> Stats:
+    """The last statistics line, then the final "Done" line (or the executed-units stat) for the count."""
+    lines = _STATS.findall(text)
+    executions, edges, features, corpus = (int(g) for g in lines[-1]) if lines else (0, 0, 0, 0)
+    done = _DONE.search(text)
+    units = _UNITS.search(text)
+    if done:
+        executions = int(done.group(1))
+    elif units:
+        executions = int(units.group(1))
+    return Stats(executions, edges, features, corpus, int(done.group(2)) if done else None)
+
+
 def parse_output(text: str, run: FuzzRun) -> FuzzRun:
     """Fill ``run`` from libFuzzer's output (the last statistics line wins)."""
-    for m in _STATS.finditer(text):
-        run.executions = int(m.group(1))
-        run.coverage_edges, run.features, run.corpus_files = int(m.group(2)), int(m.group(3)), int(m.group(4))
-    done = _DONE.search(text)
-    if done:
-        run.executions = int(done.group(1))
+    st = read_stats(text)
+    run.executions, run.coverage_edges, run.features, run.corpus_files = (
+        st.executions,
+        st.edges,
+        st.features,
+        st.corpus,
+    )
     stats = _HARNESS.findall(text)
     if stats:
         run.harness_stats = {k: int(v) for k, v in (kv.split("=") for kv in stats[-1].split())}

@@ -477,9 +477,6 @@ class PyFuzzResult:
         return self.executions / self.seconds if self.seconds > 0 else 0.0
 
 
-_STATUS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: \d+ corp: (\d+)/", re.M)
-_DONE = re.compile(r"^Done (\d+) runs in (\d+) second", re.M)
-_UNITS = re.compile(r"^stat::number_of_executed_units: (\d+)", re.M)
 _RATE = re.compile(r"^stat::average_exec_per_sec: (\d+)", re.M)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 _PY_EXC = re.compile(r"=== Uncaught Python exception: ===\s*\n(.+)")
@@ -488,18 +485,15 @@ _LF_ERROR = re.compile(r"ERROR: libFuzzer: (.+)")
 
 def parse_output(target: str, text: str, exit_code: int, wall_s: float) -> PyFuzzResult:
     """A :class:`PyFuzzResult` from libFuzzer's output (``-print_final_stats=1``)."""
-    status = _STATUS.findall(text)
-    done = _DONE.search(text)
-    units = _UNITS.search(text)
-    if done or units:
-        executions = int(done.group(1)) if done else int(units.group(1))  # type: ignore[union-attr]
-    else:
-        executions = int(status[-1][0]) if status else 0
+    from mcu_dc.fuzz.libfuzzer import read_stats
+
+    st = read_stats(text)
+    executions = st.executions
     rate = _RATE.search(text)
     if rate and int(rate.group(1)) > 0 and executions:
         seconds = executions / int(rate.group(1))
-    elif done and int(done.group(2)) > 0:
-        seconds = float(done.group(2))
+    elif st.done_seconds:
+        seconds = float(st.done_seconds)
     else:
         seconds = wall_s
     why = _PY_EXC.search(text)
@@ -514,8 +508,8 @@ def parse_output(target: str, text: str, exit_code: int, wall_s: float) -> PyFuz
         target=target,
         executions=executions,
         seconds=round(seconds, 3),
-        coverage_edges=int(status[-1][1]) if status else 0,
-        corpus_size=int(status[-1][2]) if status else 0,
+        coverage_edges=st.edges,
+        corpus_size=st.corpus,
         findings=findings,
         exit_code=exit_code,
     )
