@@ -24,11 +24,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "simulate",
     "upgrade",
     "encode",
+    "sweep",
     "generate",
+    "library",
     "build",
     "boards",
     "flash",
     "verify",
+    "run",
 )
 
 
