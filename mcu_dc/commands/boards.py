@@ -1,4 +1,4 @@
-"""``mcu-dc boards``: list the boards mcu_dc knows, with flash and RAM."""
+"""``mcu-dc boards``: list the boards mcu_dc knows, with flash, RAM and the serial port."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def _row(b: Board) -> dict[str, object]:
         "qemu_machine": b.qemu.machine if b.qemu else None,
         "platformio_board": b.pio_board or None,
         "counter_unit": b.counter_unit,
+        "bsp": b.bsp,
+        "serial_driver": b.serial_driver,
+        "serial": b.serial,
+        "upload_protocol": b.pio_upload_protocol or None,
         "note": b.memory_note,
     }
 
@@ -40,11 +44,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{'board':18s} {'core':14s} {'flash':>10s} {'RAM':>9s}  {'clock':>8s}  how")
     for b in boards:
-        how = f"QEMU -M {b.qemu.machine}" if b.qemu else f"PlatformIO {b.pio_board}"
+        how = (
+            f"QEMU -M {b.qemu.machine}"
+            if b.qemu
+            else f"PlatformIO {b.pio_board}, upload {b.pio_upload_protocol or '?'}"
+        )
         print(
             f"{b.id:18s} {b.core:14s} {_kb(b.flash_size):>10s} {_kb(b.ram_size):>9s}  "
             f"{b.clock_hz / 1e6:>4.0f} MHz  {how}"
         )
+        print(f"{'':18s} serial: {b.serial}")
     return 0
 
 

@@ -57,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
         result = build_project(args.dir, board=args.board, check_fit=False)
         print(result.summary(as_json=args.json))
         check_fit(result.fit)
+        if info.get("app") == "demo" and not args.json:
+            print(
+                f"demo firmware: `mcu-dc run {args.dir}` runs it on an emulated board; on a real one, "
+                "flash it and read it with `pio device monitor`"
+            )
         return 0
     raise BuildError(
         f"{args.dir}/mcu_dc_project.json has kind {kind!r}; expected 'host' or 'mcu' — regenerate the "

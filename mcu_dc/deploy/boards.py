@@ -8,10 +8,15 @@ emulated board the QEMU machine, its UART and the counter's scale. Layout::
     id = "qemu-mps2-an386"          # must equal the file name
     name = "..."; vendor = "..."; core = "cortex-m4"; fpu = "fpv4-sp-d16" | "none"
     clock_hz = 25000000; bsp = "cmsdk"; emulated = true; source = "datasheet, section"
-    [memory]   flash_origin, flash_size, ram_origin, ram_size, stack_size, note
+    bsp_variant = "stm32f7"         # only for a family serving several chips (BSP_VARIANTS)
+    [memory]   flash_origin, flash_size, ram_origin, ram_size, stack_size, note,
+               boot2_size (optional: bytes of a boot stage just below flash_origin, RP2040: 256)
     [compiler] cflags = ["-mcpu=cortex-m4", "-mthumb", ...]
     [counter]  unit = "instructions" | "cycles", mul, div   (units per timer tick = mul/div)
-    [platformio] board, platform, framework ("" = bare metal, the BSP gives startup)
+    [serial]   peripheral, tx, rx, baud (115200), connect, clock   (how the host talks to it;
+               required unless bsp = "generic", which has no UART driver)
+    [platformio] board, platform, framework ("" = bare metal, the BSP gives startup),
+               upload_protocol (required on real boards), monitor_speed (= serial.baud)
     [qemu]     machine, serial_index, uart, uart_base, timer, timer_base, timer_hz,
                mapped_flash, mapped_ram        (emulated boards only)
 
@@ -44,7 +49,13 @@ KNOWN_CORES: dict[str, str] = {
     "cortex-m33": "armv8-m.main",
 }
 KNOWN_FPUS = ("none", "fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")
-KNOWN_BSPS = ("cmsdk", "stellaris", "nrf51", "stm32f4", "generic")
+KNOWN_BSPS = ("cmsdk", "stellaris", "nrf51", "stm32f4", "stm32v2", "nrf52", "rp2040", "generic")
+# BSP families that serve several chips: the board file names one (`bsp_variant`), which
+# reaches C as MCU_DC_BSP_VARIANT_<VARIANT> (upper case).
+BSP_VARIANTS: dict[str, tuple[str, ...]] = {"stm32v2": ("stm32f7", "stm32h7", "stm32l4p")}
+# The one baud rate every mcu_dc BSP sets up (8N1), and the RP2040 bootrom's boot stage 2 size.
+SERIAL_BAUD = 115_200
+RP2040_BOOT2_SIZE = 256
 COUNTER_UNITS = ("instructions", "cycles")
 
 # ARMv7-M architectural memory map (ARM DDI 0403E, §B3.1 table B3-1): code may live in
@@ -53,6 +64,19 @@ CODE_REGION = (0x0000_0000, 0x2000_0000)
 RAM_REGIONS = ((0x2000_0000, 0x4000_0000), (0x6000_0000, 0xA000_0000))
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class SerialInfo:
+    """How a host reaches the firmware's serial port (``[serial]`` in the board file)."""
+
+    peripheral: str  # e.g. "USART3"
+    tx: str  # the MCU's TX pin, e.g. "PD8"
+    rx: str  # the MCU's RX pin
+    baud: int
+    connect: str  # what the user plugs in, e.g. "ST-LINK virtual COM port on the Nucleo's USB"
+    clock: str  # the clock the BSP leaves the core and the UART on
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,32 @@ class Board:
     pio_framework: str
     qemu: QemuInfo | None
     path: Path
+    bsp_variant: str = ""
+    boot2_size: int = 0
+    serial_info: SerialInfo | None = None
+    pio_upload_protocol: str = ""
+    monitor_speed: int = SERIAL_BAUD
+
+    @property
+    def serial_driver(self) -> bool:
+        """Whether the board's BSP has a UART driver (bsp "generic" drops every byte)."""
+        return self.bsp != "generic"
+
+    @property
+    def serial(self) -> str:
+        """One line: the serial peripheral, its pins and how to connect (or that there is none)."""
+        if not self.serial_driver or self.serial_info is None:
+            return (
+                f'no serial driver (bsp "{self.bsp}": the UART functions are placeholders that drop '
+                "every byte)"
+            )
+        s = self.serial_info
+        return f"{s.peripheral} TX {s.tx} / RX {s.rx}, {s.baud} 8N1: {s.connect}"
+
+    @property
+    def boot2_origin(self) -> int:
+        """Address of the boot stage (``boot2_size`` bytes just below ``flash_origin``)."""
+        return self.flash_origin - self.boot2_size
 
     @property
     def arch(self) -> str:
@@ -118,6 +168,8 @@ class Board:
             "MCU_DC_BSP_COUNTER_DIV": f"{self.counter_div}u",
             "MCU_DC_BSP_COUNTER_UNIT": unit,
         }
+        if self.bsp_variant:
+            out["MCU_DC_BSP_VARIANT_" + re.sub(r"[^0-9A-Za-z]", "_", self.bsp_variant).upper()] = "1"
         if self.qemu is not None:
             out["MCU_DC_BSP_UART_BASE"] = f"0x{self.qemu.uart_base:08X}u"
             if self.qemu.timer_base:
@@ -210,6 +262,12 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
     if bsp not in KNOWN_BSPS:
         raise r.fail("bsp", f"names an unknown BSP family {bsp!r}; known: {', '.join(KNOWN_BSPS)}")
     emulated = r.get("emulated", bool)
+    variants = BSP_VARIANTS.get(bsp, ())
+    bsp_variant = r.get("bsp_variant", str, required=bool(variants), default="")
+    if variants and bsp_variant not in variants:
+        raise r.fail("bsp_variant", f"is {bsp_variant!r}; bsp {bsp!r} serves the chips {', '.join(variants)}")
+    if not variants and bsp_variant:
+        raise r.fail("bsp_variant", f"is given but bsp {bsp!r} has no variants (remove it)")
 
     flash_origin = r.get("memory.flash_origin", int)
     flash_size = r.positive("memory.flash_size")
@@ -228,6 +286,20 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
     _check_region(r, "memory.ram", ram_origin, ram_size, RAM_REGIONS, "the SRAM or external RAM region")
     if stack_size >= ram_size:
         raise r.fail("memory.stack_size", f"({stack_size} B) leaves no RAM of {ram_size} B for data")
+    boot2_size = r.get("memory.boot2_size", int, required=False, default=0)
+    if boot2_size < 0 or boot2_size % 4:
+        raise r.fail("memory.boot2_size", f"is {boot2_size}; it must be a non-negative multiple of 4")
+    if boot2_size and flash_origin - boot2_size < CODE_REGION[0]:
+        raise r.fail(
+            "memory.boot2_size",
+            f"({boot2_size} B) does not fit below flash_origin 0x{flash_origin:08X}",
+        )
+    if bsp == "rp2040" and boot2_size != RP2040_BOOT2_SIZE:
+        raise r.fail(
+            "memory.boot2_size",
+            f"is {boot2_size}; the RP2040 bootrom loads a {RP2040_BOOT2_SIZE}-byte boot stage 2 from "
+            "the start of flash, so it must be 256 (and flash_origin the address after it)",
+        )
 
     cflags = r.get("compiler.cflags", list)
     if not all(isinstance(f, str) for f in cflags):
@@ -243,6 +315,35 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
     unit = r.get("counter.unit", str)
     if unit not in COUNTER_UNITS:
         raise r.fail("counter.unit", f"must be one of {COUNTER_UNITS}, not {unit!r}")
+
+    serial: SerialInfo | None = None
+    if "serial" in data or bsp != "generic":
+        serial = SerialInfo(
+            peripheral=r.get("serial.peripheral", str),
+            tx=r.get("serial.tx", str),
+            rx=r.get("serial.rx", str),
+            baud=r.positive("serial.baud"),
+            connect=r.get("serial.connect", str),
+            clock=r.get("serial.clock", str),
+        )
+        if serial.baud != SERIAL_BAUD:
+            raise r.fail(
+                "serial.baud", f"is {serial.baud}; every mcu_dc BSP runs its UART at {SERIAL_BAUD} 8N1"
+            )
+        for field in ("peripheral", "tx", "rx", "connect", "clock"):
+            if not getattr(serial, field).strip():
+                raise r.fail(f"serial.{field}", "is empty")
+    upload_protocol = r.get("platformio.upload_protocol", str, required=not emulated, default="")
+    if not emulated and not _TOKEN_RE.match(upload_protocol):
+        raise r.fail(
+            "platformio.upload_protocol",
+            f"is {upload_protocol!r}; name the PlatformIO upload protocol (e.g. stlink, picotool, sam-ba)",
+        )
+    monitor_speed = r.get("platformio.monitor_speed", int, required=False, default=SERIAL_BAUD)
+    if monitor_speed != (serial.baud if serial else SERIAL_BAUD):
+        raise r.fail(
+            "platformio.monitor_speed", f"is {monitor_speed}; it must equal the UART's {SERIAL_BAUD}"
+        )
 
     qemu: QemuInfo | None = None
     if emulated:
@@ -302,6 +403,11 @@ def _parse(data: dict[str, Any], path: Path) -> Board:
         pio_framework=r.get("platformio.framework", str),
         qemu=qemu,
         path=path,
+        bsp_variant=bsp_variant,
+        boot2_size=boot2_size,
+        serial_info=serial,
+        pio_upload_protocol=upload_protocol,
+        monitor_speed=monitor_speed,
     )
 
 

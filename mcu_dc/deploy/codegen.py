@@ -204,9 +204,13 @@ def render_models_header(symbols: Sequence[ModelSymbols]) -> str:
     )
 
 
-def _model_name(compressed: Any) -> str:
+def model_name(compressed: Any) -> str:
+    """A model's own name (its file's, else its IntegerModel's; ``model`` if it has none)."""
     name = getattr(compressed, "name", None) or getattr(getattr(compressed, "model", None), "name", None)
     return str(name or "model")
+
+
+_model_name = model_name
 
 
 def write_model_sources(
@@ -215,21 +219,21 @@ def write_model_sources(
     """Write ``N_model.h``/``N_model.c`` for each model and ``mcu_dc_models.h`` into ``dest``.
 
     ``models`` are ``CompressedModel`` objects (anything with ``.blob``); ``names``
-    overrides their names (C prefixes). The first model is the default one.
+    overrides their names (C prefixes). The first model is the default one. Every file is
+    rendered before the first is written, and each is written atomically.
     """
     dest = Path(dest)
     names = list(names) if names is not None else [None] * len(models)
     if len(names) != len(models):
         raise ConfigError(f"{len(models)} models but {len(names)} names")
-    written: list[Path] = []
+    files: dict[str, str] = {}  # everything is rendered before the first file is written
     symbols: list[ModelSymbols] = []
     for model, name in zip(models, names, strict=True):
         syms = model_symbols(name or _model_name(model))
         symbols.append(syms)
-        for fname, text in render_model(model, syms.display_name).items():
-            written.append(write_text_atomic(dest / fname, text))
-    written.append(write_text_atomic(dest / "mcu_dc_models.h", render_models_header(symbols)))
-    return written
+        files.update(render_model(model, syms.display_name))
+    files["mcu_dc_models.h"] = render_models_header(symbols)
+    return [write_text_atomic(dest / fname, text) for fname, text in files.items()]
 
 
 def runtime_sources() -> list[Path]:
@@ -254,12 +258,15 @@ def model_ops(models: Sequence[Any]) -> list[Op]:
     return sorted(ops)
 
 
-def copy_runtime(dest: Path, models: Sequence[Any] | None = None) -> list[Path]:
+def copy_runtime(dest: Path, models: Sequence[Any] | None = None, *, all_ops: bool = False) -> list[Path]:
     """Copy the runtime's sources and headers into ``dest`` (flat); returns the copies.
 
     With ``models``, the copy's op list (``mcu_dc_op_list.h``) names only the ops they use,
-    so the firmware links no kernel it cannot need.
+    so the firmware links no kernel it cannot need. ``all_ops=True`` (the standalone library,
+    ``mcu-dc library``) writes the op list afresh from every registered op instead.
     """
+    if models is not None and all_ops:
+        raise ConfigError("copy_runtime: pass models (trim to their ops) or all_ops=True, not both")
     from mcu_dc.deploy.cheaders import op_list_header
 
     dest = Path(dest)
@@ -272,6 +279,8 @@ def copy_runtime(dest: Path, models: Sequence[Any] | None = None) -> list[Path]:
         out.append(target)
     if models is not None:
         write_text_atomic(dest / "mcu_dc_op_list.h", op_list_header(model_ops(models)))
+    elif all_ops:
+        write_text_atomic(dest / "mcu_dc_op_list.h", op_list_header(None))
     return out
 
 
@@ -282,6 +291,7 @@ __all__ = [
     "c_identifier",
     "c_string_literal",
     "copy_runtime",
+    "model_name",
     "model_ops",
     "model_symbols",
     "render_model",

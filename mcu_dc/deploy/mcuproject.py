@@ -1,10 +1,11 @@
 """Write a microcontroller project for a compressed model.
 
-``write_mcu_project(compressed, board, out_dir, name=None) -> Path`` writes::
+``write_mcu_project(compressed, board, out_dir, name=None, app="verify", demo=None) -> Path``
+writes::
 
     out_dir/
-      mcu_dc_project.json          {"board", "name", "kind": "mcu"}
-      README.md                    how to build, flash and verify it
+      mcu_dc_project.json          {"board", "name", "kind": "mcu"} (+ "app": "demo", "dataset", "samples")
+      README.md                    how to build, flash and verify (or run) it
       mcu_dc_model_layout.json     the model blob's bytes by kind (codebooks, biases, streams)
       platformio.ini               one [env:<board id>] per board in boards/ (default: `board`)
       mcu_dc_link.py               PlatformIO extra script: the linker-only flags of each env
@@ -12,9 +13,15 @@
       linker/<id>.ld               per board: its real flash and RAM, a stack, heap 0
       include/                     mcu_dc_bsp.h, the Cortex-M BSP headers, mcu_dc_board.h
       src/                         the firmware app (firmware/app/) and protocol (firmware/protocol/),
-                                   the generated N_model.{c,h} + mcu_dc_models.h (mcu_dc.deploy.codegen)
+                                   the generated N_model.{c,h} + mcu_dc_models.h (mcu_dc.deploy.codegen);
+                                   app "demo": firmware/app_demo/ and mcu_dc_demo_data.h instead
+                                   (the embedded test inputs, mcu_dc.deploy.demo_data)
       src/bsp/<family>/            startup (cortexm) and each BSP family; an env builds its own
       lib/mcu_dc/                  the runtime as a PlatformIO library (library.json + src/)
+
+Two firmware apps: ``verify`` (default) is the binary protocol server that ``mcu-dc verify``
+talks to; ``demo`` prints, in text, the model's answers on a few embedded test inputs next to
+the simulator's and, on an emulated board, exits with 0 when all agree (``mcu-dc run DIR``).
 
 Both builds use the same files: PlatformIO (``pio run -e <board>``, bare metal: no
 framework, the mcu_dc startup and linker script) and ``mcu-dc build DIR``
@@ -51,6 +58,8 @@ COMMON_LDFLAGS = (
     "-Wl,--gc-sections",
     "-Wl,--print-memory-usage",
 )
+APPS = ("verify", "demo")  # the firmware mains: protocol server (firmware/app/), text demo (app_demo/)
+DEMO_HEADER = "mcu_dc_demo_data.h"
 BSP_HEADERS = ("mcu_dc_bsp_config.h", "mcu_dc_semihost.h", "mcu_dc_systick.h", "mcu_dc_dwt.h")
 
 
@@ -122,6 +131,9 @@ def render_platformio_ini(boards: list[Board], default: Board, name: str) -> str
                 "flash_size": b.flash_size,
                 "ram_size": b.ram_size,
                 "emulated": b.emulated,
+                "upload_protocol": b.pio_upload_protocol,
+                "monitor_speed": b.monitor_speed,
+                "serial": b.serial,
             }
         )
     return _env().get_template("platformio.ini.j2").render(envs=envs, default=default.id, name=name)
@@ -194,9 +206,37 @@ def _app_files(app_dir: Path | None) -> list[Path]:
 
 
 def project_board(project_dir: Path) -> str:
-    """The board id a generated project was written for (from mcu_dc_project.json)."""
+    """The board id a project with the protocol-server firmware was written for (``mcu-dc
+    verify``); a demo project (``--app demo``) is refused with a clear message."""
     info = read_project_info(project_dir)
+    require_app(project_dir, info, "verify")
     return str(info["board"])
+
+
+def project_app(info: dict[str, Any]) -> str:
+    """The firmware app of a project (``verify`` for projects written before apps existed)."""
+    return str(info.get("app") or "verify")
+
+
+def require_app(project_dir: Path, info: dict[str, Any], app: str) -> None:
+    """Raise :class:`ConfigError` unless the project at ``project_dir`` holds firmware ``app``."""
+    have = project_app(info)
+    if have == app:
+        return
+    if app == "verify":
+        raise ConfigError(
+            f"{project_dir} holds the demo firmware (generated with --app demo), which prints its results "
+            "as text and does not speak the binary protocol `mcu-dc verify` needs; run it with "
+            f"`mcu-dc run {project_dir}` (emulated boards) or read it with `pio device monitor`, or "
+            "generate a verify project (`mcu-dc generate MODEL --board B --out DIR`, the default --app "
+            "verify) or pass the .mcudc file to `mcu-dc verify`."
+        )
+    raise ConfigError(
+        f"{project_dir} holds the {have!r} firmware (the binary protocol server for `mcu-dc verify`), "
+        "which prints nothing a person can read; `mcu-dc run` runs demo firmware: regenerate with "
+        "`mcu-dc generate MODEL --board B --out DIR --app demo`, or check this one with "
+        f"`mcu-dc verify {project_dir} --board B`."
+    )
 
 
 def read_project_info(project_dir: Path) -> dict[str, Any]:
@@ -212,7 +252,33 @@ def read_project_info(project_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}; regenerate the project") from exc
     if not isinstance(info, dict) or info.get("kind") != "mcu" or "board" not in info:
         raise ConfigError(f"{path} does not describe an MCU project (kind 'mcu' with a board)")
+    if project_app(info) not in APPS:
+        raise ConfigError(
+            f"{path} names firmware app {info.get('app')!r}, which this mcu_dc does not know "
+            f"(it knows {', '.join(APPS)}); regenerate the project or upgrade mcu_dc"
+        )
     return info
+
+
+def check_serial_driver(board: Board, app: str, allow_no_serial: bool) -> None:
+    """Refuse a board whose BSP has no UART driver (bsp ``generic``): both apps talk only through
+    the serial port, so such firmware would run and say nothing. ``allow_no_serial`` (the CLI's
+    ``--no-serial-ok``, for a user who links a vendor UART driver over the BSP's weak functions)
+    turns the refusal into a warning on stderr."""
+    if board.serial_driver:
+        return
+    what = "`mcu-dc verify --port`" if app == "verify" else "the demo's text output"
+    message = (
+        f"board {board.id!r} ({board.path}) uses the generic BSP, whose UART functions drop every byte: "
+        f"the firmware would run but {what} would never arrive. Give the board a BSP with a serial driver "
+        f"(bsp = one of the families in firmware/bsp/, see docs/boards.md), or pass --no-serial-ok if "
+        f"you link your own mcu_dc_bsp_getc/mcu_dc_bsp_write over the generic BSP's weak ones."
+    )
+    if not allow_no_serial:
+        raise ConfigError(message)
+    import sys
+
+    print(f"WARNING: {message}", file=sys.stderr)
 
 
 def write_mcu_project(
@@ -222,16 +288,29 @@ def write_mcu_project(
     name: str | None = None,
     *,
     app_dir: str | os.PathLike[str] | None = None,
+    app: str = "verify",
+    demo: Any = None,
+    allow_no_serial: bool = False,
 ) -> Path:
     """Write the project (see the module docstring); returns ``out_dir``.
 
     ``compressed_model`` is a ``CompressedModel`` (anything with ``.blob``); ``name`` the C
     prefix of its symbols (default: the model's name). ``app_dir`` replaces firmware/app/ and
     firmware/protocol/ by the ``.c``/``.h`` files of another directory (tests use a tiny app).
+    ``app="demo"`` writes the text demo (firmware/app_demo/) with ``demo``, a
+    :class:`mcu_dc.deploy.demo_data.DemoData`, as ``src/mcu_dc_demo_data.h``.
     """
     from mcu_dc.deploy import codegen
 
+    if app not in APPS:
+        raise ConfigError(f"--app {app!r}: choose one of {', '.join(APPS)}")
+    if app == "demo" and demo is None:
+        raise ConfigError("the demo app needs its test inputs (mcu_dc.deploy.demo_data.demo_data(...))")
+    if app == "demo" and app_dir is None:
+        app_dir = resource_dir("firmware") / "app_demo"
+
     target = board if isinstance(board, Board) else load_board(board)
+    check_serial_driver(target, app, allow_no_serial)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / PROJECT_FILE).is_file())):
         raise ConfigError(
@@ -249,6 +328,11 @@ def write_mcu_project(
         for f in _app_files(Path(app_dir) if app_dir is not None else None):
             _copy(f, tmp / "src" / f.name)
         codegen.write_model_sources([compressed_model], tmp / "src", [model_name])
+        if app == "demo":
+            from mcu_dc.deploy.demo_data import header_context
+
+            ctx = header_context(demo, boards, str(model_name))
+            _write(tmp / "src" / DEMO_HEADER, _env().get_template(f"{DEMO_HEADER}.j2").render(**ctx))
         codegen.copy_runtime(tmp / "lib" / "mcu_dc" / "src", [compressed_model])
         _write(
             tmp / "lib" / "mcu_dc" / "library.json",
@@ -268,7 +352,17 @@ def write_mcu_project(
         _write(tmp / "platformio.ini", render_platformio_ini(boards, target, str(model_name)))
         _write(tmp / ".gitignore", "build/\n.pio/\n")
         _write(tmp / "mcu_dc_link.py", _env().get_template("mcu_dc_link.py.j2").render())
-        _write(tmp / "README.md", _env().get_template("README.md.j2").render(board=target, name=model_name))
+        readme = _env().get_template("README.md.j2")
+        _write(
+            tmp / "README.md",
+            readme.render(
+                board=target,
+                name=model_name,
+                app=app,
+                dataset=getattr(demo, "dataset", None),
+                samples=len(demo) if demo is not None else 0,
+            ),
+        )
         from mcu_dc.deploy.memfit import model_breakdown
 
         names = list(getattr(compressed_model, "meta", {}).get("layer_names") or []) or None
@@ -277,7 +371,9 @@ def write_mcu_project(
             "parts": model_breakdown(compressed_model.blob, names),
         }
         _write(tmp / MODEL_LAYOUT_FILE, json.dumps(layout, indent=2) + "\n")
-        info = {"board": target.id, "name": str(model_name), "kind": "mcu"}
+        info: dict[str, Any] = {"board": target.id, "name": str(model_name), "kind": "mcu"}
+        if app != "verify":
+            info.update(app=app, dataset=demo.dataset, samples=len(demo))
         _write(tmp / PROJECT_FILE, json.dumps(info, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)

@@ -35,7 +35,7 @@ PARTS = ("runtime", "model", "app", "bsp", "libc", "arena", "stack", "other")
 PART_TITLES = {
     "runtime": "runtime code (mcu_dc kernels, Huffman decoder)",
     "model": "model data (codebooks, biases, Huffman streams)",
-    "app": "firmware main + serial protocol",
+    "app": "firmware app (protocol server or demo)",
     "bsp": "startup, UART, counter (BSP)",
     "libc": "libc / libgcc helpers",
     "arena": "inference arena",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -149,3 +150,22 @@ def digits_host_firmware(tmp_path_factory: pytest.TempPathFactory, digits_cm: An
     gen = d / "gen"
     codegen.write_model_sources([digits_cm], gen)
     return build_host_firmware(d / "fw", [gen], [*codegen.runtime_sources(), *sorted(gen.glob("*.c"))])
+
+
+def qemu_children() -> list[int]:
+    """PIDs of live qemu-system-arm processes whose parent is this test process (tests assert none
+    outlives them)."""
+    me = os.getpid()
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if comm.startswith("qemu-system") and int(fields[1]) == me and fields[0] != "Z":
+            out.append(int(d.name))
+    return out

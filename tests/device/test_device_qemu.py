@@ -8,12 +8,12 @@ test inputs must equal the simulator's. Every test checks that no QEMU process i
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import qemu_children
 
 from mcu_dc.core.simulator import simulate
 from mcu_dc.device import protocol as P
@@ -33,24 +33,6 @@ pytestmark = [
 
 BOARDS = ("qemu-mps2-an386", "qemu-lm3s6965evb", "qemu-microbit")
 N = 200
-
-
-def qemu_children() -> list[int]:
-    """PIDs of qemu-system-arm processes whose parent is this test process."""
-    me = os.getpid()
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if comm.startswith("qemu-system") and int(fields[1]) == me and fields[0] != "Z":
-            out.append(int(d.name))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +76,13 @@ def test_dense_int8_baseline_is_bit_exact_too(tmp_path: Path, digits_dense_cm, d
 def test_fault_proxy_between_harness_and_qemu(firmware, digits_cm, digits_inputs) -> None:
     x, y = digits_inputs
     board = "qemu-lm3s6965evb"
-    faults = FaultSettings(seed=7, corrupt_rate=0.002, drop_rate=0.001, max_faults=8,
-                           skip_bytes=P.OVERHEAD * 2 + P.INFO_BYTES + 32)
+    faults = FaultSettings(
+        seed=7,
+        corrupt_rate=0.002,
+        drop_rate=0.001,
+        max_faults=8,
+        skip_bytes=P.OVERHEAD * 2 + P.INFO_BYTES + 32,
+    )
     proxies: list[FaultProxy] = []
 
     def via(url: str):
@@ -104,8 +91,7 @@ def test_fault_proxy_between_harness_and_qemu(firmware, digits_cm, digits_inputs
         proxies.append(proxy)
         return proxy.url, proxy.close
 
-    settings = VerifySettings(board=board, progress=False,
-                              link=LinkSettings(reply_timeout_s=0.4, retries=12))
+    settings = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=0.4, retries=12))
     report = run_on_qemu(digits_cm, board, firmware[board].elf, x[:N], y[:N], settings, via=via)
     stats = proxies[0].stats
     assert stats.corrupted > 0 and stats.dropped > 0
@@ -125,7 +111,7 @@ def test_garbage_on_qemu_uart_keeps_the_firmware_responsive(firmware, digits_cm,
         assert info.board == board and info.model_hash == digits_cm.model_hash
         for _ in range(5):
             junk = bytearray(rng.bytes(int(rng.integers(100, 1500))))
-            junk[:: 37] = b"\xa5" * len(junk[:: 37])
+            junk[::37] = b"\xa5" * len(junk[::37])
             dev._write(bytes(junk) + P.encode_frame(P.MsgType.PING, 0, bytes(5))[:-3])
             assert dev.ping(b"ok?") == b"ok?"
         assert dev.infer(x[0].tobytes())[1] == simulate(digits_cm, x[:1])[0].tobytes()
@@ -161,8 +147,21 @@ def test_verify_cli_json(tmp_path: Path, digits_cm, capsys) -> None:
     from mcu_dc.cli import main
 
     model = digits_cm.save(tmp_path / "digits.mcudc")
-    rc = main(["verify", str(model), "--board", "qemu-mps2-an386", "--dataset", "digits", "--limit", "50",
-               "--work-dir", str(tmp_path / "work"), "--json"])
+    rc = main(
+        [
+            "verify",
+            str(model),
+            "--board",
+            "qemu-mps2-an386",
+            "--dataset",
+            "digits",
+            "--limit",
+            "50",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert out["n"] == 50 and out["bit_exact"] == 50 and out["mismatches"] == 0
@@ -170,8 +169,19 @@ def test_verify_cli_json(tmp_path: Path, digits_cm, capsys) -> None:
     assert out["instructions_per_inference"] > 0
     # A generated project directory verifies the blob compiled into it.
     project = next((tmp_path / "work").glob("fw-qemu-mps2-an386-*"))
-    rc = main(["verify", str(project), "--board", "qemu-mps2-an386", "--dataset", "digits", "--limit", "20",
-               "--json"])
+    rc = main(
+        [
+            "verify",
+            str(project),
+            "--board",
+            "qemu-mps2-an386",
+            "--dataset",
+            "digits",
+            "--limit",
+            "20",
+            "--json",
+        ]
+    )
     assert rc == 0 and json.loads(capsys.readouterr().out)["bit_exact"] == 20
 
 
@@ -195,11 +205,23 @@ def _lenet300_shaped_model() -> object:
     def fc(name: str, shape: tuple[int, int, int], out: int, density: float) -> FC:
         a = rng.integers(0, 32, size=(out, int(np.prod(shape)))).astype(np.int16)
         a[rng.random(a.shape) > density] = -1
-        return FC(name, shape, out, rng.integers(-100, 100, size=32).astype(np.int8), a,
-                  rng.integers(-1000, 1000, size=out).astype(np.int32), Requant.from_real(0.002), -128, -128)
+        return FC(
+            name,
+            shape,
+            out,
+            rng.integers(-100, 100, size=32).astype(np.int8),
+            a,
+            rng.integers(-1000, 1000, size=out).astype(np.int32),
+            Requant.from_real(0.002),
+            -128,
+            -128,
+        )
 
-    layers = [fc("fc1", (1, 28, 28), 300, 0.08), fc("fc2", (300, 1, 1), 100, 0.09),
-              fc("fc3", (100, 1, 1), 10, 0.26)]
+    layers = [
+        fc("fc1", (1, 28, 28), 300, 0.08),
+        fc("fc2", (300, 1, 1), 100, 0.09),
+        fc("fc3", (100, 1, 1), 10, 0.26),
+    ]
     return CompressedModel(IntegerModel(layers, (1, 28, 28), 1 / 255, 0.1, -128, name="lenet300"))
 
 

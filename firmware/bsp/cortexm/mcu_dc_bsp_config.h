@@ -9,6 +9,15 @@
  *                           -icount shift=0 one instruction takes 1 ns, so a 25 MHz timer
  *                           advances once every 40 instructions (MUL 40, DIV 1).
  *   MCU_DC_BSP_COUNTER_UNIT MCU_DC_COUNTER_INSTRUCTIONS (emulated) or _CYCLES (hardware)
+ *   MCU_DC_BSP_VARIANT_<X>  the chip variant of a family BSP that serves several parts
+ *                           (e.g. MCU_DC_BSP_VARIANT_STM32F7 for firmware/bsp/stm32v2)
+ *   MCU_DC_BSP_WAIT_LIMIT   polls before a wait for a hardware flag gives up (default 1000000)
+ *
+ * Host simulation (tests/boards/bsp_sim): with -DMCU_DC_BSP_HOST_SIM every register access
+ * MCU_DC_REG32(a) goes through mcu_dc_sim_reg(a), which returns a pointer into the C
+ * peripheral model's register file, and MCU_DC_DMA_ADDR(p) (the 32-bit bus address of a RAM
+ * buffer handed to an EasyDMA peripheral) through mcu_dc_sim_dma_addr(p). Nothing changes
+ * for the target build.
  */
 #ifndef MCU_DC_BSP_CONFIG_H
 #define MCU_DC_BSP_CONFIG_H
@@ -36,7 +45,19 @@
 #define MCU_DC_BSP_COUNTER_UNIT MCU_DC_COUNTER_INSTRUCTIONS
 #endif
 
+#ifndef MCU_DC_BSP_WAIT_LIMIT
+#define MCU_DC_BSP_WAIT_LIMIT 1000000u
+#endif
+
+#ifdef MCU_DC_BSP_HOST_SIM
+volatile uint32_t *mcu_dc_sim_reg(uintptr_t addr);
+uint32_t mcu_dc_sim_dma_addr(const volatile void *ptr);
+#define MCU_DC_REG32(addr) (*mcu_dc_sim_reg((uintptr_t)(addr)))
+#define MCU_DC_DMA_ADDR(ptr) mcu_dc_sim_dma_addr(ptr)
+#else
 #define MCU_DC_REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+#define MCU_DC_DMA_ADDR(ptr) ((uint32_t)(uintptr_t)(ptr))
+#endif
 
 /* Timer ticks (64-bit, never wrapping in practice) to counter units, truncated to 32 bits.
  * Differences of the 32-bit results are exact modulo 2^32. */

@@ -8,10 +8,12 @@
 
 #include <stdint.h>
 
-#define MCU_DC_DEMCR (*(volatile uint32_t *)0xE000EDFCu)
-#define MCU_DC_DWT_CTRL (*(volatile uint32_t *)0xE0001000u)
-#define MCU_DC_DWT_CYCCNT (*(volatile uint32_t *)0xE0001004u)
-#define MCU_DC_DWT_LAR (*(volatile uint32_t *)0xE0001FB0u)
+#include "mcu_dc_bsp_config.h" /* MCU_DC_REG32 (a simulated register file in host tests) */
+
+#define MCU_DC_DEMCR MCU_DC_REG32(0xE000EDFCu)
+#define MCU_DC_DWT_CTRL MCU_DC_REG32(0xE0001000u)
+#define MCU_DC_DWT_CYCCNT MCU_DC_REG32(0xE0001004u)
+#define MCU_DC_DWT_LAR MCU_DC_REG32(0xE0001FB0u)
 
 static inline void mcu_dc_dwt_start(void)
 {

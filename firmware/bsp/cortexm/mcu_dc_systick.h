@@ -9,10 +9,12 @@
 
 #include <stdint.h>
 
-#define MCU_DC_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define MCU_DC_SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define MCU_DC_SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-#define MCU_DC_SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
+#include "mcu_dc_bsp_config.h" /* MCU_DC_REG32 (a simulated register file in host tests) */
+
+#define MCU_DC_SYST_CSR MCU_DC_REG32(0xE000E010u)
+#define MCU_DC_SYST_RVR MCU_DC_REG32(0xE000E014u)
+#define MCU_DC_SYST_CVR MCU_DC_REG32(0xE000E018u)
+#define MCU_DC_SCB_ICSR MCU_DC_REG32(0xE000ED04u)
 #define MCU_DC_ICSR_PENDSTSET (1u << 26)
 
 static volatile uint32_t mcu_dc_systick_wraps;
