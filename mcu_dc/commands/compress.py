@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mcu_dc.progress import add_quiet_argument, settings_from_args
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -101,7 +103,7 @@ def register(subparsers: Any) -> None:
         "--plots", type=Path, default=None, help="write PNGs and sensitivity.json into this folder"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+    add_quiet_argument(p, what="and no stage lines")
     p.set_defaults(func=run)
 
 
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name or _default_name(args.model),
         pretrained=args.pretrained,
         weights=args.weights,
-        progress=not args.quiet,
+        progress=settings_from_args(args),
         log=say,
     )
     cm.save(args.out)

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mcu_dc.progress import add_quiet_argument, settings_from_args
+
 DEFAULT_BOARD = "qemu-mps2-an386"
 DEFAULT_LIMIT = 300
 
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain", action="store_true", help="ignore a cached model and train again")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device for training")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+    add_quiet_argument(p, what="and no stage lines")
     p.set_defaults(func=run)
 
 
@@ -86,7 +88,7 @@ def get_model(work: Path, args: argparse.Namespace) -> Any:
         device=args.device,
         name="lenet300",
         pretrained=work / "lenet300-mnist-dense.pt",
-        progress=not args.quiet,
+        progress=settings_from_args(args),
         log=lambda m: _say(args, m),
     )
     cm.save(path)
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     limit = None if args.full else (args.limit if args.limit is not None else DEFAULT_LIMIT)
     x, y = load_test_inputs("mnist", tuple(cm.model.input_shape), data_dir=args.data_dir, limit=limit)
     _say(args, f"verifying {len(x):,} test images on {board.id} under qemu-system-arm")
-    settings = VerifySettings(board=board.id, progress=not args.quiet and sys.stderr.isatty())
+    settings = VerifySettings(board=board.id, progress=settings_from_args(args))
     report = run_on_qemu(cm, board.id, fw.elf, x, y, settings)
 
     s = summary(cm, fw, report, board.id)

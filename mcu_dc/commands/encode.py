@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mcu_dc.progress import add_quiet_argument, settings_from_args
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -25,6 +27,7 @@ def register(subparsers: Any) -> None:
         "--dataset", default=None, help="measure the inputs' activity on this dataset's test images"
     )
     p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset's files")
+    add_quiet_argument(p)
     p.set_defaults(func=run)
 
 
@@ -43,10 +46,10 @@ def _probe_inputs(model: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from mcu_dc.commands.simulate import simulate_outputs
     from mcu_dc.compression.report import coding_settings
     from mcu_dc.core.model_file import CompressedModel, load
     from mcu_dc.core.objective import choose, input_activity, objective_meta
-    from mcu_dc.core.simulator import simulate
     from mcu_dc.errors import MismatchError
 
     cm = load(args.file)
@@ -67,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     activity_from = f"{args.dataset} test images" if args.dataset else "none (worst case: no input is zero)"
     meta["objective"] = objective_meta(model, picks, args.objective, args.slack, activity_from)
     new = CompressedModel(model, meta, max_code_len=max_len, lut_bits=lut)
-    if not np.array_equal(simulate(new.model, x), simulate(cm.model, x)):
+    # progress on the test images only: the 64 probe inputs take no time
+    progress = settings_from_args(args) if args.dataset else False
+    got, want = simulate_outputs([new.model, cm.model], x, "encode: checking the outputs", progress)
+    if not np.array_equal(got, want):
         raise MismatchError(
             f"{args.file}: re-encoding changed the outputs; nothing was written (a bug in mcu_dc: report it)"
         )

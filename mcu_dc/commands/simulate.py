@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from mcu_dc.errors import DataError
+from mcu_dc.progress import ProgressSettings, add_quiet_argument, settings_from_args, track
+
+PROGRESS_STEPS = 100  # progress updates per simulated data set (chunks of inputs)
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +39,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--outputs", type=Path, default=None, help="save the int8 outputs as a .npy file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_quiet_argument(p)
     p.set_defaults(func=run)
 
 
@@ -55,10 +59,40 @@ def for_model(cm: Any, ds: Any, limit: int | None, what: str) -> Any:
     return dataset_for_model(ds, cm.meta, cm.model, what)
 
 
+def simulate_outputs(
+    models: Any, x: np.ndarray, desc: str, progress: bool | ProgressSettings
+) -> list[np.ndarray]:
+    """Each model's bit-exact outputs on ``x``, simulated in about :data:`PROGRESS_STEPS` chunks of
+    inputs so that ``progress`` (see :mod:`mcu_dc.progress`) advances per chunk, with the ETA."""
+    from mcu_dc.core.simulator import simulate
+
+    n = len(x)
+    chunk = max(32, -(-n // PROGRESS_STEPS))
+    outs: list[list[np.ndarray]] = [[] for _ in models]
+    with track(desc, n, unit="input", settings=progress) as bar:
+        for start in range(0, n, chunk):
+            part = x[start : start + chunk]
+            for out, model in zip(outs, models, strict=True):
+                out.append(np.asarray(simulate(model, part)))
+            bar.update(len(part))
+    return [np.concatenate(o) if o else simulate(m, x[:0]) for o, m in zip(outs, models, strict=True)]
+
+
+def metrics_with_progress(
+    model: Any, ds: Any, desc: str, progress: bool | ProgressSettings
+) -> tuple[np.ndarray, dict[str, float]]:
+    """:func:`mcu_dc.data.metrics.simulator_metrics` with progress per chunk of inputs."""
+    from mcu_dc.data.metrics import check_input_kind, dequantize, task_metrics
+
+    check_input_kind(model, ds)
+    (y,) = simulate_outputs([model], ds.simulator_inputs(), desc, progress)
+    return y, task_metrics(y if ds.task == "classification" else dequantize(model, y), ds)
+
+
 def run(args: argparse.Namespace) -> int:
     from mcu_dc.core.model_file import load
     from mcu_dc.data.datasets import load_dataset
-    from mcu_dc.data.metrics import format_metrics, simulator_metrics
+    from mcu_dc.data.metrics import format_metrics
 
     cm = load(args.file)
     task = model_task(cm)
@@ -75,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     model = cm.model
     ds = for_model(cm, ds, args.limit, f"dataset {args.dataset}")
     t0 = time.perf_counter()
-    out, metrics = simulator_metrics(model, ds)
+    out, metrics = metrics_with_progress(model, ds, f"simulate {args.file.name}", settings_from_args(args))
     seconds = time.perf_counter() - t0
     if args.outputs is not None:
         np.save(args.outputs, out)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from mcu_dc.progress import add_quiet_argument, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for one reply (default 5)")
     p.add_argument("--work-dir", type=Path, help="where firmware builds are cached (default ~/.cache/mcu_dc)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet_argument(p, "--no-progress")
     p.set_defaults(func=run)
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         limit=args.limit,
         work_dir=args.work_dir,
-        progress=not args.no_progress and not args.json and sys.stderr.isatty(),
+        progress=settings_from_args(args),
         link=LinkSettings(baudrate=args.baud, reply_timeout_s=args.timeout),
     )
     report = verify(args.source, settings)

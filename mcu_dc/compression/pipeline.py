@@ -47,6 +47,7 @@ from mcu_dc.data.datasets import Dataset
 from mcu_dc.data.metrics import format_metrics, simulator_metrics
 from mcu_dc.errors import ConfigError, DataError, ModelError
 from mcu_dc.fileio import atomic_path
+from mcu_dc.progress import ProgressSettings
 
 
 @dataclass
@@ -217,7 +218,7 @@ def _prune_stage(
     cfg: CompressConfig,
     dev: torch.device,
     art: Artifacts,
-    progress: bool,
+    progress: bool | ProgressSettings,
 ) -> None:
     pc = cfg.prune
     base_dropout = prune.original_dropout(net)
@@ -233,7 +234,9 @@ def _prune_stage(
             sens = None
         else:
             grid = tuple(s for s in pc.grid if s <= pc.max_sparsity)
-            sens = sensitivity.analyze(net, val, dev, grid)
+            sens = sensitivity.analyze(
+                net, val, dev, grid, progress=progress, desc=f"prune round {r + 1}/{pc.rounds}: sensitivity"
+            )
             art.sensitivity.append(sens.to_dict())
             target_final = {**sens.choose(pc.budget, pc.max_sparsity, current), **pc.sparsity}
         art.timings[f"sensitivity_{r + 1}"] = time.perf_counter() - t0
@@ -249,7 +252,7 @@ def _prune_stage(
         if pc.dropout_adjust:
             prune.adjust_dropout(net, base_dropout)
         t0 = time.perf_counter()
-        train(net, fit, pc.retrain, dev, desc=f"prune round {r + 1}/{pc.rounds}", progress=progress)
+        train(net, fit, pc.retrain, dev, desc=f"prune round {r + 1}/{pc.rounds}: retrain", progress=progress)
         art.timings[f"retrain_{r + 1}"] = time.perf_counter() - t0
 
 
@@ -263,7 +266,7 @@ def finish(
     cfg: CompressConfig,
     dev: torch.device,
     art: Artifacts,
-    progress: bool,
+    progress: bool | ProgressSettings,
     say: Any,
     original_bytes: int,
 ) -> CompressedModel:
@@ -375,7 +378,7 @@ def dense_and_prune(
     device: str | torch.device = "cpu",
     pretrained: str | Path | None = None,
     weights: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | ProgressSettings = True,
     say: Any = None,
 ) -> Stage1:
     """Capture, train (or load) the dense model, then prune it iteratively.
@@ -452,7 +455,7 @@ def run_pipeline(
     name: str | None = None,
     pretrained: str | Path | None = None,
     weights: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | ProgressSettings = True,
     log: Any = None,
 ) -> tuple[CompressedModel, Artifacts]:
     """Run every stage; returns the model and the run's artifacts."""
@@ -499,7 +502,8 @@ def compress(
     Keyword arguments: ``device`` ("cpu" | "cuda"), ``name``, ``weights`` (a file holding the
     model's trained state dict, e.g. ``torch.save(model.state_dict(), path)``: loaded into
     ``model``, dense training skipped), ``pretrained`` (mcu_dc's own cache of the dense weights:
-    loaded when present, written after dense training otherwise), ``progress`` (tqdm bars),
+    loaded when present, written after dense training otherwise), ``progress`` (True, False or
+    :class:`mcu_dc.progress.ProgressSettings`: a bar on a terminal, plain lines in a log),
     ``log`` (a callable taking one line of text).
     """
     return run_pipeline(model, train, test, config, **kwargs)[0]

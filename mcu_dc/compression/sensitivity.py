@@ -13,6 +13,7 @@ from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.prune import layer_std, quality_for_sparsity
 from mcu_dc.compression.train import evaluate
 from mcu_dc.data.datasets import Dataset
+from mcu_dc.progress import ProgressSettings, track
 
 DEFAULT_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
@@ -49,31 +50,39 @@ def analyze(
     device: torch.device,
     grid: tuple[float, ...] = DEFAULT_GRID,
     layers: list[str] | None = None,
+    *,
+    progress: bool | ProgressSettings = False,
+    desc: str = "sensitivity",
 ) -> Sensitivity:
-    """Prune each layer alone to each sparsity of ``grid`` (above its current one) and measure accuracy."""
+    """Prune each layer alone to each sparsity of ``grid`` (above its current one) and measure accuracy.
+
+    ``progress`` (see :mod:`mcu_dc.progress`) advances once per evaluated (layer, sparsity) point.
+    """
     net.to(device)
     base = evaluate(net, data, device)
     sens = Sensitivity(baseline=base)
+    todo = []
     for wl in net.weight_layers():
         if layers is not None and wl.name not in layers:
             continue
         cur = 1.0 - wl.kept() / wl.n_weights
-        saved_w, saved_m = wl.weight.detach().clone(), wl.mask.detach().clone()
-        std = layer_std(wl)
-        rec: dict[str, list[float]] = {"sparsity": [], "quality": [], "accuracy": []}
-        for s in grid:
-            if s <= cur + 1e-9:
-                continue
-            q = quality_for_sparsity(wl, s)
-            keep = (wl.weight.abs() >= q * std).float() * saved_m
-            if keep.sum() == 0:
-                continue
-            wl.mask.copy_(keep)
-            wl.weight.mul_(keep)
-            rec["sparsity"].append(float(s))
-            rec["quality"].append(float(q))
-            rec["accuracy"].append(evaluate(net, data, device))
-            wl.weight.copy_(saved_w)
-            wl.mask.copy_(saved_m)
-        sens.layers[wl.name] = rec
+        todo.append((wl, cur, [s for s in grid if s > cur + 1e-9]))
+    with track(desc, sum(len(g) for _, _, g in todo), unit="point", settings=progress) as bar:
+        for wl, _cur, points in todo:
+            saved_w, saved_m = wl.weight.detach().clone(), wl.mask.detach().clone()
+            std = layer_std(wl)
+            rec: dict[str, list[float]] = {"sparsity": [], "quality": [], "accuracy": []}
+            for s in points:
+                q = quality_for_sparsity(wl, s)
+                keep = (wl.weight.abs() >= q * std).float() * saved_m
+                if keep.sum() > 0:
+                    wl.mask.copy_(keep)
+                    wl.weight.mul_(keep)
+                    rec["sparsity"].append(float(s))
+                    rec["quality"].append(float(q))
+                    rec["accuracy"].append(evaluate(net, data, device))
+                    wl.weight.copy_(saved_w)
+                    wl.mask.copy_(saved_m)
+                bar.update(1, layer=wl.name, sparsity=float(s))
+            sens.layers[wl.name] = rec
     return sens

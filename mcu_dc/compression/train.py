@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from mcu_dc.data.datasets import Dataset
 from mcu_dc.data.metrics import score, task_metrics
 from mcu_dc.errors import ConfigError, ModelError
+from mcu_dc.progress import ProgressSettings, track
 
 
 @dataclass
@@ -215,13 +215,21 @@ def enforce_masks(net: Any) -> None:
                 wl.weight.mul_(wl.mask)
 
 
+def _diverged(desc: str, loss: float, step: int, lr: float, optimizer: str) -> ConfigError:
+    return ConfigError(
+        f"{desc}: training diverged (the loss became {loss} at step {step}, lr {lr:.3g}, {optimizer}); lower "
+        "this stage's lr or use optimizer = \"adam\" (inputs with a large range, such as raw pixels 0..255, "
+        "need much smaller SGD steps)"
+    )
+
+
 def train(
     net: Any,
     data: Dataset,
     cfg: TrainConfig,
     device: torch.device,
     desc: str = "train",
-    progress: bool = True,
+    progress: bool | ProgressSettings = True,
     on_epoch_end: Callable[[Any], None] | None = None,
     on_step: Callable[[Any, int], None] | None = None,
 ) -> list[float]:
@@ -230,6 +238,9 @@ def train(
     Augmentation (``augment_shift``, ``augment_crop``, ``augment_flip``) applies to images only
     (uint8, or normalized features padded with a black pixel's value); for a reconstruction
     whose targets are its inputs, the target is the augmented input.
+
+    ``progress`` (see :mod:`mcu_dc.progress`) is updated after every batch, over the whole
+    stage (epochs × batches): epoch, batch, the epoch's mean loss so far, the rate and the ETA.
     """
     cfg.validate(desc)
     check_augment(cfg, data, desc)
@@ -252,43 +263,39 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     losses: list[float] = []
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
-    for _epoch in bar:
-        net.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        tot = 0.0
-        for i in range(steps_per_epoch):
-            if cfg.schedule == "cosine":
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            xb = augment_batch(x_all[idx], cfg, gen, fill)
-            yb = xb.reshape(len(idx), -1) if self_target else y_all[idx]
-            loss = loss_fn(data.task, net(xb), yb)
-            if not torch.isfinite(loss):
-                raise ConfigError(
-                    f"{desc}: training diverged (the loss became {float(loss.item())} at step {step + 1}, "
-                    f"lr {opt.param_groups[0]['lr']:.3g}, {cfg.optimizer}); lower this stage's lr or use "
-                    "optimizer = \"adam\" (inputs with a large range, such as raw pixels 0..255, need "
-                    "much smaller SGD steps)"
-                )
-            opt.zero_grad(set_to_none=False)
-            loss.backward()
-            with torch.no_grad():
-                for wl in net.weight_layers():
-                    if wl.weight.grad is not None:
-                        wl.weight.grad.mul_(wl.mask)
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            enforce_masks(net)
-            tot += float(loss.item())
-            step += 1
-            if on_step is not None:
-                on_step(net, step)
-        losses.append(tot / steps_per_epoch)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if on_epoch_end is not None:
-            on_epoch_end(net)
+    with track(desc, total, unit="batch", per_epoch=steps_per_epoch, settings=progress) as bar:
+        for _epoch in range(cfg.epochs):
+            net.train()
+            perm = torch.randperm(n, generator=gen).to(device)
+            tot = 0.0
+            for i in range(steps_per_epoch):
+                if cfg.schedule == "cosine":
+                    for g in opt.param_groups:
+                        g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                xb = augment_batch(x_all[idx], cfg, gen, fill)
+                yb = xb.reshape(len(idx), -1) if self_target else y_all[idx]
+                loss = loss_fn(data.task, net(xb), yb)
+                if not torch.isfinite(loss):
+                    lr = opt.param_groups[0]["lr"]
+                    raise _diverged(desc, float(loss.item()), step + 1, lr, cfg.optimizer)
+                opt.zero_grad(set_to_none=False)
+                loss.backward()
+                with torch.no_grad():
+                    for wl in net.weight_layers():
+                        if wl.weight.grad is not None:
+                            wl.weight.grad.mul_(wl.mask)
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                enforce_masks(net)
+                tot += float(loss.item())
+                step += 1
+                bar.update(1, loss=tot / (i + 1))
+                if on_step is not None:
+                    on_step(net, step)
+            losses.append(tot / steps_per_epoch)
+            if on_epoch_end is not None:
+                on_epoch_end(net)
     net.eval()
     return losses

@@ -453,7 +453,18 @@ def load_idx_dataset(
 
 def load_digits_dataset(split: str) -> Dataset:
     """scikit-learn's 8x8 digits: values 0..16 as bytes, input_scale 1/16; fixed 75/25 split."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "sklearn").startswith("sklearn"):
+            raise
+        raise DataError(
+            "the digits dataset is the 8x8 set that ships inside scikit-learn, which is not installed in "
+            "this Python environment (mcu_dc lists it as a dependency: an install that skipped "
+            "dependencies, e.g. pip install --no-deps, leaves it out); install it with "
+            "`pip install scikit-learn`, or use another dataset (mnist, fashion-mnist, cifar10, or a .npz "
+            "file of your own)"
+        ) from None
 
     bunch = load_digits()
     images = bunch.images.astype(np.uint8)[:, None, :, :]

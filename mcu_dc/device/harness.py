@@ -26,6 +26,7 @@ import serial
 
 from mcu_dc.device import protocol as P
 from mcu_dc.errors import DeviceError, MismatchError
+from mcu_dc.progress import ProgressSettings, track
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
@@ -335,7 +336,7 @@ def run_inputs(
     labels: np.ndarray | None = None,
     *,
     model_hash: int | None = None,
-    progress: bool = True,
+    progress: bool | ProgressSettings = True,
     desc: str = "device",
     on_result: Callable[[int, bytes, bytes], None] | None = None,
 ) -> VerifyReport:
@@ -345,6 +346,8 @@ def run_inputs(
     int8 values or float features for an INT8-input one (sent as the int8 bytes the
     model's input quantization gives). ``model`` is an IntegerModel or CompressedModel.
     With ``model_hash`` the handshake first checks that the device runs that model.
+    ``progress`` (see :mod:`mcu_dc.progress`) advances once per inference, with the ETA and
+    the mismatches so far.
     """
     from mcu_dc.core.simulator import device_input, simulate
 
@@ -355,12 +358,7 @@ def run_inputs(
     counters: list[int] = []
     mismatch_idx: list[int] = []
     start = time.monotonic()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(x), desc=desc, unit="inf", leave=False)
-    try:
+    with track(desc, len(x), unit="inference", settings=progress) as bar:
         for i in range(len(x)):
             delta, out = device.infer(x[i].tobytes())
             dev_out[i] = np.frombuffer(out, dtype=np.int8)
@@ -369,13 +367,7 @@ def run_inputs(
                 mismatch_idx.append(i)
             if on_result is not None:
                 on_result(i, out, expected[i].tobytes())
-            if bar is not None:
-                bar.update(1)
-                if mismatch_idx:
-                    bar.set_postfix(mismatches=len(mismatch_idx))
-    finally:
-        if bar is not None:
-            bar.close()
+            bar.update(1, mismatches=len(mismatch_idx))
     seconds = time.monotonic() - start
     n = len(x)
     dev_acc = sim_acc = None

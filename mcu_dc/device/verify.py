@@ -27,6 +27,7 @@ import numpy as np
 
 from mcu_dc.device.harness import Device, LinkSettings, VerifyReport, raise_on_mismatch, run_inputs
 from mcu_dc.errors import ConfigError, DataError, DeviceError
+from mcu_dc.progress import ProgressSettings
 
 __all__ = [
     "VerifySettings",
@@ -58,7 +59,7 @@ class VerifySettings:
     data_dir: str | None = None
     limit: int | None = None
     work_dir: Path | None = None
-    progress: bool = True
+    progress: bool | ProgressSettings = True  # per inference; see mcu_dc.progress
     link: LinkSettings = field(default_factory=LinkSettings)
     qemu_start_timeout_s: float = 30.0
     qemu_exit_timeout_s: float = 10.0
@@ -223,7 +224,7 @@ def run_on_qemu(
                     y,
                     model_hash=cm.model_hash,
                     progress=settings.progress,
-                    desc=board,
+                    desc=f"verify on {board}",
                     on_result=on_result,
                 )
                 if dev.bye():
@@ -247,6 +248,10 @@ def run_on_qemu(
 def verify(source: str | os.PathLike[str], settings: VerifySettings) -> VerifyReport:
     """Verify the model in ``source`` on ``settings.board`` (see the module docstring)."""
     cm, project = load_model_source(source)
+    if project is not None:  # a demo project does not speak the protocol: say so before any data loads
+        from mcu_dc.deploy.mcuproject import read_project_info, require_app
+
+        require_app(project, read_project_info(project), "verify")
     x, y = load_test_inputs(
         settings.dataset,
         tuple(cm.model.input_shape),
@@ -260,7 +265,13 @@ def verify(source: str | os.PathLike[str], settings: VerifySettings) -> VerifyRe
     if settings.port:
         with Device.open(settings.port, settings.link) as dev:
             return run_inputs(
-                dev, cm, x, y, model_hash=cm.model_hash, progress=settings.progress, desc=settings.board
+                dev,
+                cm,
+                x,
+                y,
+                model_hash=cm.model_hash,
+                progress=settings.progress,
+                desc=f"verify on {settings.board} ({settings.port})",
             )
     from mcu_dc.deploy.boards import load_board
 

@@ -230,3 +230,12 @@ def test_generate_cli_demo_and_model_only_conflicts(digits_cm, tmp_path: Path, c
     rc = main(["generate", str(model), "--model-only", "--board", BOARD, "--out", str(tmp_path / "m")])
     assert rc == 2 and "leave out --board" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--port", "/dev/mcu_dc_no_such_port"]])
+def test_verify_refuses_a_demo_project_before_reading_data(demo_project: Path, capsys, extra) -> None:
+    # default dataset (mnist, whose 28x28 images do not fit the 8x8 digits model) and a serial port:
+    # the demo project is named as the problem before any data or port is touched
+    rc = main(["verify", str(demo_project), "--board", BOARD, "--quiet", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds the demo firmware" in err and "Traceback" not in err
