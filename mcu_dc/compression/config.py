@@ -228,24 +228,27 @@ def _coerce(t: Any, value: Any, where: str) -> Any:
     return value
 
 
-def load_config(path: str | os.PathLike[str], base: CompressConfig | None = None) -> CompressConfig:
-    """A TOML config; the keys it leaves out keep ``base``'s values (the model's recipe or the
-    dataset's defaults), or :class:`CompressConfig`'s defaults without a ``base``. Every value is
-    type-checked here, before any training starts."""
+def read_toml(path: str | os.PathLike[str], py310_hint: str) -> dict[str, Any]:
+    """The table of a TOML file, or one-paragraph :class:`ConfigError` (missing, not TOML, or Python
+    3.10 without tomllib: ``py310_hint`` says what to do instead)."""
     path = Path(path)
     if sys.version_info < (3, 11):
-        raise ConfigError(
-            f"reading {path} needs Python >= 3.11 (tomllib); on Python 3.10 build a CompressConfig in Python "
-            "instead of passing --config"
-        )
+        raise ConfigError(f"reading {path} needs Python >= 3.11 (tomllib); {py310_hint}")
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str], base: CompressConfig | None = None) -> CompressConfig:
+    """A TOML config; the keys it leaves out keep ``base``'s values (the model's recipe or the
+    dataset's defaults), or :class:`CompressConfig`'s defaults without a ``base``. Every value is
+    type-checked here, before any training starts."""
+    data = read_toml(path, "on Python 3.10 build a CompressConfig in Python instead of passing --config")
     cfg = from_dict(CompressConfig, data, str(path), base)
     cfg.validate()
     return cfg
