@@ -102,6 +102,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--plots", type=Path, default=None, help="write PNGs and sensitivity.json into this folder"
     )
+    p.add_argument(
+        "--distill",
+        action="store_true",
+        help="knowledge distillation: the retraining stages (prune retraining, centroid fine-tuning) also "
+        "learn from the dense model's softened outputs (the config's [distill] table: temperature, alpha, "
+        "stages; this flag sets enabled = true)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
     add_quiet_argument(p, what="and no stage lines")
     p.set_defaults(func=run)
@@ -141,6 +148,8 @@ def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
         cfg.objective = args.objective
     if getattr(args, "slack", None) is not None:
         cfg.slack = args.slack
+    if getattr(args, "distill", False):
+        cfg.distill.enabled = True
     cfg.validate()
     return cfg
 
@@ -167,6 +176,18 @@ def _base_config(args: argparse.Namespace, train_set: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compress and write the model; under ``torchrun`` every rank trains its share of each batch
+    and only rank 0 writes and prints (docs/distributed.md)."""
+    from mcu_dc.compression import distributed
+
+    try:
+        return _run(args)
+    finally:
+        distributed.shutdown()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mcu_dc.compression import distributed
     from mcu_dc.compression.models import build_model
     from mcu_dc.compression.pipeline import run_pipeline
     from mcu_dc.compression.report import to_json, to_markdown
@@ -178,8 +199,10 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(cfg.seed)  # the model's initial weights are random too
     model = build_model(args.model, train_set.input_shape, train_set.num_classes)
 
+    main_rank = distributed.is_main()
+
     def say(msg: str) -> None:
-        if not args.quiet:
+        if not args.quiet and main_rank:
             print(f"mcu-dc compress: {msg}", file=sys.stderr, flush=True)
 
     cm, art = run_pipeline(
@@ -194,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
         progress=settings_from_args(args),
         log=say,
     )
+    if not main_rank:  # the same model as rank 0's; rank 0 writes the file and the report
+        return 0
     cm.save(args.out)
     say(f"wrote {args.out} ({len(cm.blob)} bytes of device blob)")
     if args.plots:
@@ -212,7 +237,7 @@ def _with_metrics(rep: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     dense weights came from and the input normalization."""
     rep.setdefault("task", meta.get("task", "classification"))
     rep.setdefault("metrics", meta.get("metrics", {}))
-    for key in ("dense_weights", "input_norm"):
+    for key in ("dense_weights", "input_norm", "distill"):
         if key in meta:
             rep.setdefault(key, meta[key])
     return rep
@@ -235,6 +260,12 @@ def provenance_lines(meta: dict[str, Any]) -> list[str]:
         lines.append(
             f"Input: images normalized per channel, mean {norm['mean']}, std {norm['std']}; the device "
             "takes int8 features (mcu-dc simulate and verify normalize raw images the same way)."
+        )
+    kd = meta.get("distill")
+    if kd:
+        lines.append(
+            f"Distillation: the {' and '.join(kd['stages']) or 'no'} stage(s) learned from the dense model "
+            f"(temperature {kd['temperature']}, alpha {kd['alpha']})."
         )
     return lines
 

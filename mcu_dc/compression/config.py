@@ -38,7 +38,10 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from mcu_dc.compression.cluster import ClusterConfig
+from mcu_dc.compression.distill import DistillConfig
+from mcu_dc.compression.filter_prune import FilterPruneConfig
 from mcu_dc.compression.quantize import QuantConfig
+from mcu_dc.compression.slimming import SlimmingConfig
 from mcu_dc.compression.train import TrainConfig, check_augment
 from mcu_dc.core.qmath import TASKS
 from mcu_dc.data.datasets import Dataset
@@ -75,12 +78,16 @@ class PruneConfig:
 @dataclass
 class CompressConfig:
     dense: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=0.05))
+    # structured pruning (channels): before unstructured pruning; off by default (docs/structured_pruning.md)
+    filter_prune: FilterPruneConfig = field(default_factory=FilterPruneConfig)
+    slimming: SlimmingConfig = field(default_factory=SlimmingConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     finetune: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=2, lr=1e-4, optimizer="adam", weight_decay=0.0)
     )
     quantize: QuantConfig = field(default_factory=QuantConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # knowledge distillation (retraining)
     val_size: int = 5000  # held out of the training set for sensitivity analysis
     train_subset: int = 0  # train (and calibrate) on this many random training samples; 0 = all
     test_subset: int = 0  # measure on the first N test samples; 0 = all
@@ -101,9 +108,12 @@ class CompressConfig:
             )
         self.dense.validate("dense")
         self.prune.validate()
+        self.filter_prune.validate()
+        self.slimming.validate()
         self.cluster.validate()
         self.finetune.validate("finetune")
         self.quantize.validate()
+        self.distill.validate()
         if not 1 <= self.max_code_len <= 15 or not 0 <= self.lut_bits <= min(12, self.max_code_len):
             raise ConfigError(
                 f"max_code_len must be 1..15 and lut_bits 0..min(12, max_code_len); got {self.max_code_len}, "
@@ -155,6 +165,9 @@ class CompressConfig:
         for what, tc in (
             ("dense", self.dense),
             ("prune.retrain", self.prune.retrain),
+            ("filter_prune.retrain", self.filter_prune.retrain),
+            ("slimming.sparse_train", self.slimming.sparse_train),
+            ("slimming.retrain", self.slimming.retrain),
             ("finetune", self.finetune),
         ):
             check_augment(tc, train, what)

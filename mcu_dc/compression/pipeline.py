@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcu_dc.compression import cluster, prune, sensitivity
+from mcu_dc.compression import cluster, distributed, prune, sensitivity, structured
 from mcu_dc.compression.capture import capture
 from mcu_dc.compression.config import CompressConfig
 from mcu_dc.compression.dense_weights import WeightsInfo, file_sha256, load_weights, read_checkpoint
+from mcu_dc.compression.distill import Distiller, make_teacher
 from mcu_dc.compression.graph import GraphNet
 from mcu_dc.compression.quantize import dequantize_outputs, to_integer_model
 from mcu_dc.compression.seeding import seed_everything
@@ -63,6 +64,7 @@ class Artifacts:
     qualities: dict[str, float] = field(default_factory=dict)
     float_vs_int_max_abs: float = 0.0
     dense_weights: dict[str, Any] = field(default_factory=dict)  # where the dense weights came from
+    structured: dict[str, Any] = field(default_factory=dict)  # channels, MACs, arena before/after
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -219,6 +221,7 @@ def _prune_stage(
     dev: torch.device,
     art: Artifacts,
     progress: bool | ProgressSettings,
+    teacher: nn.Module | None = None,
 ) -> None:
     pc = cfg.prune
     base_dropout = prune.original_dropout(net)
@@ -252,7 +255,9 @@ def _prune_stage(
         if pc.dropout_adjust:
             prune.adjust_dropout(net, base_dropout)
         t0 = time.perf_counter()
-        train(net, fit, pc.retrain, dev, desc=f"prune round {r + 1}/{pc.rounds}: retrain", progress=progress)
+        kd = Distiller.for_stage(cfg.distill, "prune", teacher)
+        desc = f"prune round {r + 1}/{pc.rounds}: retrain"
+        train(net, fit, pc.retrain, dev, desc=desc, progress=progress, distiller=kd)
         art.timings[f"retrain_{r + 1}"] = time.perf_counter() - t0
 
 
@@ -269,6 +274,7 @@ def finish(
     progress: bool | ProgressSettings,
     say: Any,
     original_bytes: int,
+    teacher: nn.Module | None = None,
 ) -> CompressedModel:
     """Stage 2 (cluster + fine-tune or DQC), integer model, encoding, simulator metrics, report."""
     norm = getattr(net, "input_norm", None)
@@ -285,7 +291,7 @@ def finish(
     cluster.cluster_net(net, cfg.cluster)
     _measure(art, "clustered", net, test_set, dev)
     on_step = None
-    if cfg.cluster.mode == "dqc":
+    if cfg.cluster.uses_dqc():
         every = cfg.cluster.dqc_update_every
 
         def on_step(n: GraphNet, step: int) -> None:
@@ -293,7 +299,14 @@ def finish(
                 cluster.dqc_update(n, cfg.cluster)
 
     train(
-        net, fit, cfg.finetune, dev, desc=f"finetune ({cfg.cluster.mode})", progress=progress, on_step=on_step
+        net,
+        fit,
+        cfg.finetune,
+        dev,
+        desc=f"finetune ({cfg.cluster.mode})",
+        progress=progress,
+        on_step=on_step,
+        distiller=Distiller.for_stage(cfg.distill, "finetune", teacher),
     )
     cluster.finalize(net)
     art.timings["quantize_train"] = time.perf_counter() - t0
@@ -353,6 +366,10 @@ def finish(
             "float_vs_int_max_abs": art.float_vs_int_max_abs,
         }
     )
+    if cfg.distill.enabled:
+        cm.meta["distill"] = cfg.distill.to_meta()
+    if art.structured:
+        cm.meta["structured"] = art.structured
     cm.meta["report"] = build_report(cm)
     return cm
 
@@ -367,6 +384,7 @@ class Stage1:
     art: Artifacts
     original_bytes: int
     dev: torch.device
+    teacher: nn.Module | None = None  # the frozen dense model, when distillation is on
 
 
 def dense_and_prune(
@@ -397,7 +415,7 @@ def dense_and_prune(
     train_set, test_set = apply_input_norm(train_set, norm), apply_input_norm(test_set, norm)
     train_set, test_set = apply_input_scale(train_set, model), apply_input_scale(test_set, model)
     train_set, test_set = cfg.datasets_for_task(train_set, test_set)
-    dev = _device(device)
+    dev = distributed.setup(_device(device))  # torchrun: cuda:LOCAL_RANK, process group joined
     seed_everything(cfg.seed)
     say = say or (lambda msg: None)
     if train_set.input_shape != test_set.input_shape:
@@ -426,23 +444,30 @@ def dense_and_prune(
         train(net, fit, cfg.dense, dev, desc="dense", progress=progress)
         art.dense_weights = WeightsInfo("trained").to_meta()
         if cache is not None:
-            save_pretrained(net, cache)
+            if distributed.is_main():  # under torchrun only rank 0 writes files
+                save_pretrained(net, cache)
             art.dense_weights["cache"] = str(cache)
     art.timings["dense"] = time.perf_counter() - t0
     text = _measure(art, "dense", net, test_set, dev)
     art.weights["dense"] = _snapshot(net)
+    teacher = make_teacher(net) if cfg.distill.enabled else None
     say(f"dense ({test_set.task}): test {text}")
+    if structured.enabled(cfg):  # channels go before unstructured pruning (docs/structured_pruning.md)
+        t0 = time.perf_counter()
+        net, art.structured = structured.run_stage(net, fit, val, cfg, dev, progress=progress, say=say)
+        art.timings["structured"] = time.perf_counter() - t0
+        say(f"structured: test {_measure(art, 'structured', net, test_set, dev)}")
 
     t0 = time.perf_counter()
     if cfg.prune.enabled:
-        _prune_stage(net, fit, val, cfg, dev, art, progress)
+        _prune_stage(net, fit, val, cfg, dev, art, progress, teacher)
     art.timings["prune"] = time.perf_counter() - t0
     art.sparsity = prune.sparsity(net)
     text = _measure(art, "pruned", net, test_set, dev)
     art.weights["pruned"] = _snapshot(net)
     kept = sum(wl.kept() for wl in net.weight_layers()) / sum(wl.n_weights for wl in net.weight_layers())
     say(f"pruned: {kept:.2%} of weights kept, test {text}")
-    return Stage1(net, fit, val, art, original_bytes, dev)
+    return Stage1(net, fit, val, art, original_bytes, dev, teacher)
 
 
 def run_pipeline(
@@ -460,6 +485,8 @@ def run_pipeline(
 ) -> tuple[CompressedModel, Artifacts]:
     """Run every stage; returns the model and the run's artifacts."""
     cfg = config or CompressConfig()
+    if not distributed.is_main():  # under torchrun only rank 0 prints
+        log, progress = None, False
     say = log or (lambda msg: None)
     t_start = time.perf_counter()
     s1 = dense_and_prune(
@@ -485,6 +512,7 @@ def run_pipeline(
         progress=progress,
         say=say,
         original_bytes=s1.original_bytes,
+        teacher=s1.teacher,
     )
     s1.art.timings["total"] = time.perf_counter() - t_start  # in the artifacts, never in the file
     return cm, s1.art

@@ -112,6 +112,8 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
         "objective": objective,
         "instructions_m4": sum(int(r.get("instructions_m4", 0)) for r in layers),
         "arena_bytes": cm.model.arena_bytes(),
+        # structured pruning: channels, MACs and arena of the dense network before/after (or None)
+        "structured": cm.meta.get("structured"),
     }
 
 
@@ -216,6 +218,10 @@ def to_markdown(rep: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"Note: {n}" for n in rep.get("notes") or []]
+    if rep.get("structured"):
+        from mcu_dc.compression.structured_report import markdown as structured_markdown
+
+        lines += ["## Structured pruning", "", *structured_markdown(rep["structured"])]
     lines += ["## Graph", "", *graph_markdown(rep), ""]
     acc = rep.get("accuracy") or {}
     if rep.get("metrics") and rep.get("task") != "classification":
@@ -231,7 +237,7 @@ def to_markdown(rep: dict[str, Any]) -> str:
 
 
 # The pipeline's order; the .mcudc metadata is stored with sorted keys, so order here.
-STAGE_ORDER = ("dense", "pruned", "clustered", "quantized", "integer")
+STAGE_ORDER = ("dense", "structured", "pruned", "clustered", "quantized", "integer")
 
 
 def _in_stage_order(acc: dict[str, Any]) -> dict[str, Any]:

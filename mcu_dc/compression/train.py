@@ -8,6 +8,13 @@ metrics (accuracy; mse, mae, nmse; the AUC of an autoencoder's reconstruction er
 Masks are enforced twice per step: the gradient of a pruned weight is zeroed before
 the optimizer step and the weight is multiplied by its mask after it, so pruned
 weights stay exactly zero whatever the momentum buffer or weight decay would do.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) :func:`train` is data-parallel: every rank draws the same
+permutation and augmentation, keeps its share of each global batch and runs the net in
+``DistributedDataParallel``; the loss is scaled so that the all-reduced gradient is the whole
+batch's mean gradient, as in one process (see :mod:`mcu_dc.compression.distributed`). With a
+:class:`~mcu_dc.compression.distill.Distiller` the loss is the distillation loss against the
+dense model's outputs (:mod:`mcu_dc.compression.distill`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mcu_dc.compression import distributed
+from mcu_dc.compression.distill import Distiller
 from mcu_dc.data.datasets import Dataset
 from mcu_dc.data.metrics import score, task_metrics
 from mcu_dc.errors import ConfigError, ModelError
@@ -223,6 +232,22 @@ def _diverged(desc: str, loss: float, step: int, lr: float, optimizer: str) -> C
     )
 
 
+def _step_loss(
+    net: nn.Module,
+    task: str,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    distiller: Distiller | None,
+) -> torch.Tensor:
+    """The batch's mean loss: the task's, or the distillation loss with a teacher."""
+    out = net(xb)
+    if len(xb) == 0:  # a rank without samples in a short last batch: zero gradients, same graph
+        return out.sum() * 0.0
+    if distiller is not None:
+        return distiller.loss(task, out, xb, yb)
+    return loss_fn(task, out, yb)
+
+
 def train(
     net: Any,
     data: Dataset,
@@ -232,6 +257,7 @@ def train(
     progress: bool | ProgressSettings = True,
     on_epoch_end: Callable[[Any], None] | None = None,
     on_step: Callable[[Any, int], None] | None = None,
+    distiller: Distiller | None = None,
 ) -> list[float]:
     """Train in place with the loss of ``data.task``; returns the mean loss per epoch.
 
@@ -241,12 +267,23 @@ def train(
 
     ``progress`` (see :mod:`mcu_dc.progress`) is updated after every batch, over the whole
     stage (epochs × batches): epoch, batch, the epoch's mean loss so far, the rate and the ETA.
+
+    ``distiller``: learn from a teacher's outputs too (:mod:`mcu_dc.compression.distill`).
+    Started by ``torchrun`` with ``WORLD_SIZE > 1``, the batches are split over the ranks
+    (:mod:`mcu_dc.compression.distributed`); only rank 0 shows progress, and every rank returns
+    the same losses and ends with the same weights.
     """
     cfg.validate(desc)
     check_augment(cfg, data, desc)
     if cfg.epochs == 0:
         return []
+    device = distributed.setup(device)
+    ctx = distributed.context()
+    if not ctx.main:
+        progress = False
     net.to(device)
+    if distiller is not None:
+        distiller.teacher.to(device)
     params = [p for p in net.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -261,11 +298,15 @@ def train(
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
     gen = torch.Generator().manual_seed(cfg.seed)
+    model: nn.Module = distributed.wrap(net, device) if ctx.active else net
     step = 0
     losses: list[float] = []
-    with track(desc, total, unit="batch", per_epoch=steps_per_epoch, settings=progress) as bar:
+    with (
+        track(desc, total, unit="batch", per_epoch=steps_per_epoch, settings=progress) as bar,
+        distributed.rank_rng(ctx, cfg.seed, device),
+    ):
         for _epoch in range(cfg.epochs):
-            net.train()
+            model.train()  # the net itself in one process
             perm = torch.randperm(n, generator=gen).to(device)
             tot = 0.0
             for i in range(steps_per_epoch):
@@ -273,12 +314,21 @@ def train(
                     for g in opt.param_groups:
                         g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                xb = augment_batch(x_all[idx], cfg, gen, fill)
+                xb = augment_batch(x_all[idx], cfg, gen, fill)  # the whole batch: the draws stay in step
                 yb = xb.reshape(len(idx), -1) if self_target else y_all[idx]
-                loss = loss_fn(data.task, net(xb), yb)
-                if not torch.isfinite(loss):
+                if ctx.active:
+                    part = distributed.shard(torch.arange(len(idx), device=device), ctx)
+                    xb, yb = xb[part], yb[part]
+                    # the all-reduce averages over ranks: weigh each rank's mean by its share of the
+                    # batch, so that the averaged gradient is the whole batch's mean gradient
+                    share = len(part) * ctx.world / len(idx)
+                    loss = _step_loss(model, data.task, xb, yb, distiller) * share
+                    shown = distributed.mean_over_ranks(loss, ctx)  # the whole batch's loss, on every rank
+                else:
+                    loss = shown = _step_loss(model, data.task, xb, yb, distiller)
+                if not torch.isfinite(shown):
                     lr = opt.param_groups[0]["lr"]
-                    raise _diverged(desc, float(loss.item()), step + 1, lr, cfg.optimizer)
+                    raise _diverged(desc, float(shown.item()), step + 1, lr, cfg.optimizer)
                 opt.zero_grad(set_to_none=False)
                 loss.backward()
                 with torch.no_grad():
@@ -289,7 +339,7 @@ def train(
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
                 enforce_masks(net)
-                tot += float(loss.item())
+                tot += float(shown.item())
                 step += 1
                 bar.update(1, loss=tot / (i + 1))
                 if on_step is not None:

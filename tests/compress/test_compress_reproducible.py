@@ -6,27 +6,12 @@ from __future__ import annotations
 import json
 
 import torch
+from tiny_config import TINY_CONFIG
 
 import mcu_dc
 from mcu_dc.cli import main
 
-CONFIG = """
-val_size = 100
-[dense]
-epochs = 3
-batch_size = 32
-[prune]
-rounds = 1
-[prune.retrain]
-epochs = 1
-batch_size = 32
-[finetune]
-epochs = 1
-batch_size = 32
-optimizer = "adam"
-lr = 0.0001
-weight_decay = 0.0
-"""
+CONFIG = TINY_CONFIG
 
 
 def test_same_command_gives_the_same_bytes(tmp_path, capsys):
