@@ -209,6 +209,13 @@ static uint32_t coded_regions(const mcu_dc_model_t *m, region_t *r)
             r[k++].len = n.rows * n.fan_in;
             continue;
         }
+        if (n.encoding == MCU_DC_ENC_TERNARY || n.encoding == MCU_DC_ENC_BINARY) {
+            r[k].off = n.codebook_off;
+            r[k++].len = n.codebook_len;
+            r[k].off = n.weights_off; /* the bit-planes (validated: inside the blob) */
+            r[k++].len = 4u * mcu_dc_bp_planes(&n) * n.rows * mcu_dc_bp_words(n.fan_in);
+            continue;
+        }
         if (n.encoding == MCU_DC_ENC_COLUMN_SPARSE) {
             r[k].off = n.codebook_off;
             r[k++].len = n.codebook_len;

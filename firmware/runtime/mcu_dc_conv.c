@@ -14,7 +14,13 @@
  *                                   output positions (bench/results/device_mnist_lenet5.md).
  *   mcu_dc_conv2d_s8                the registered run: the fused path for HUFFMAN_SPARSE,
  *                                   the weight reader + scatter for DENSE_INT8.
- *   mcu_dc_depthwise_conv2d_s8      the weight reader (LUT decoder) + scatter, any encoding.
+ *   mcu_dc_depthwise_conv2d_s8      the weight reader (LUT decoder) + scatter, any encoding
+ *                                   but the bit-planes.
+ *   mcu_dc_conv2d_ternary_s8,       TERNARY / BINARY: per output channel, the taps each
+ *   mcu_dc_conv2d_binary_s8,        bit-plane selects add (x - in_zp) to that plane's map of
+ *   mcu_dc_depthwise_conv2d_*_s8    sums (no multiply per tap), then one multiply per map
+ *                                   and position: acc = bias + cb[0]*S0 + cb[1]*S1 (BINARY:
+ *                                   plane 0 is the clear bits); scratch is the two maps.
  *   mcu_dc_conv2d_s8_ref,           the reference: the weight reader (bit-serial decoder),
  *   mcu_dc_depthwise_conv2d_s8_ref  a bounds check per output position, pooling after the
  *                                   requantization, as the simulator does.
@@ -231,6 +237,87 @@ static mcu_dc_status_t conv_reader_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
     return MCU_DC_OK;
 }
 
+/* sp[i] += xp[i * stride] - zp for sp in [sp, se), se > sp: the bit-plane kernels' inner loop. */
+MCU_DC_NOINLINE static void sum_row(uint32_t *sp, const uint32_t *se, const int8_t *xp, int32_t zp, int32_t stride)
+{
+    do {
+        *sp++ += (uint32_t)((int32_t)*xp - zp);
+        xp += stride;
+    } while (sp != se);
+}
+
+/* map[oy][ox] += xc[oy*sh+ky-pt][ox*sw+kx-pl] - zp over the in-bounds positions. */
+static void sum_tap(const mcu_dc_node_t *n, const int8_t *xc, uint32_t *map, int32_t ky, int32_t kx)
+{
+    const int32_t sh = (int32_t)n->stride_h, sw = (int32_t)n->stride_w;
+    const int32_t ih = (int32_t)n->in_h, iw = (int32_t)n->in_w, cw = (int32_t)n->conv_w;
+    const int32_t pt = (int32_t)n->pad_top, pl = (int32_t)n->pad_left;
+    int32_t oy_lo, oy_hi, ox_lo, ox_hi, oy;
+    out_range(ky, pt, sh, ih, (int32_t)n->conv_h, &oy_lo, &oy_hi);
+    out_range(kx, pl, sw, iw, cw, &ox_lo, &ox_hi);
+    if (ox_hi <= ox_lo) return;
+    for (oy = oy_lo; oy < oy_hi; oy++) {
+        const int8_t *xp = xc + ((oy * sh + ky - pt) * iw + ox_lo * sw + kx - pl);
+        sum_row(map + oy * cw + ox_lo, map + oy * cw + ox_hi, xp, n->in_zp, sw);
+    }
+}
+
+/* Add every tap whose bit is set in one row of a plane (invert: the clear bits, BINARY's
+ * plane 0) to map. */
+static void sum_plane_row(const mcu_dc_node_t *n, const int8_t *x, const uint32_t *p, uint32_t row, int invert,
+                          uint32_t *map)
+{
+    const uint32_t wpr = mcu_dc_bp_words(n->fan_in), tail = n->fan_in & 31u;
+    uint32_t w;
+    for (w = 0u; w < wpr; w++) {
+        uint32_t m = invert ? ~p[w] : p[w];
+        if (w == wpr - 1u && tail != 0u) m &= (1u << tail) - 1u;
+        while (m != 0u) {
+            int32_t ky, kx;
+            const uint32_t col = 32u * w + MCU_DC_CTZ(m);
+            const int8_t *xc = tap_of(n, x, row, col, &ky, &kx);
+            sum_tap(n, xc, map, ky, kx);
+            m &= m - 1u;
+        }
+    }
+}
+
+/* TERNARY and BINARY, both members of the family: two maps of plane sums per channel in the
+ * scratch, combined with one multiply per map and position, then the fused emit. */
+static mcu_dc_status_t conv_bitplane_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    const uint32_t chw = n->conv_h * n->conv_w, ohw = n->out_h * n->out_w;
+    const uint32_t wpr = mcu_dc_bp_words(n->fan_in);
+    const int binary = n->encoding == MCU_DC_ENC_BINARY;
+    const uint32_t *p0 = mcu_dc_bp_base(n);
+    const uint32_t *p1 = binary ? p0 : p0 + n->rows * wpr;
+    const uint32_t c0 = (uint32_t)(int32_t)n->codebook[0];
+    const uint32_t c1 = n->codebook_len > 1u ? (uint32_t)(int32_t)n->codebook[1] : 0u;
+    uint32_t *m0 = io->scratch, *m1 = io->scratch + chw;
+    uint32_t oc, i;
+    for (oc = 0u; oc < n->rows; oc++, p0 += wpr, p1 += wpr) {
+        const uint32_t bias = mcu_dc_bias(n, oc);
+        fill_u32(m0, 0u, chw);
+        fill_u32(m1, 0u, chw);
+        sum_plane_row(n, io->x, p0, oc, binary, m0);
+        if (c1 != 0u || binary) sum_plane_row(n, io->x, p1, oc, 0, m1);
+        for (i = 0u; i < chw; i++) m0[i] = bias + c0 * m0[i] + c1 * m1[i];
+        emit_channel(n, m0, io->y + oc * ohw);
+    }
+    return MCU_DC_OK;
+}
+
+mcu_dc_status_t mcu_dc_conv2d_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io) { return conv_bitplane_s8(n, io); }
+mcu_dc_status_t mcu_dc_conv2d_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io) { return conv_bitplane_s8(n, io); }
+mcu_dc_status_t mcu_dc_depthwise_conv2d_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    return conv_bitplane_s8(n, io);
+}
+mcu_dc_status_t mcu_dc_depthwise_conv2d_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    return conv_bitplane_s8(n, io);
+}
+
 mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
     const uint32_t rows = n->rows, k = n->codebook_len, chw = n->conv_h * n->conv_w, ohw = n->out_h * n->out_w;
@@ -285,14 +372,30 @@ corrupt:
 
 mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
-    return n->encoding == MCU_DC_ENC_HUFFMAN_SPARSE ? mcu_dc_conv2d_huff_s8(n, io) : conv_reader_s8(n, io, 1);
+    switch (n->encoding) {
+    case MCU_DC_ENC_HUFFMAN_SPARSE:
+        return mcu_dc_conv2d_huff_s8(n, io);
+    case MCU_DC_ENC_TERNARY:
+        return mcu_dc_conv2d_ternary_s8(n, io);
+    case MCU_DC_ENC_BINARY:
+        return mcu_dc_conv2d_binary_s8(n, io);
+    default:
+        return conv_reader_s8(n, io, 1);
+    }
 }
 
 mcu_dc_status_t mcu_dc_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io) { return conv_reader_s8(n, io, 0); }
 
 mcu_dc_status_t mcu_dc_depthwise_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
-    return conv_reader_s8(n, io, 1);
+    switch (n->encoding) {
+    case MCU_DC_ENC_TERNARY:
+        return mcu_dc_depthwise_conv2d_ternary_s8(n, io);
+    case MCU_DC_ENC_BINARY:
+        return mcu_dc_depthwise_conv2d_binary_s8(n, io);
+    default:
+        return conv_reader_s8(n, io, 1);
+    }
 }
 
 mcu_dc_status_t mcu_dc_depthwise_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
@@ -359,6 +462,9 @@ static mcu_dc_status_t depthwise_validate(const mcu_dc_node_t *n, const uint8_t 
 
 static uint64_t conv_family_scratch(const mcu_dc_node_t *n)
 {
+    if (n->encoding == MCU_DC_ENC_TERNARY || n->encoding == MCU_DC_ENC_BINARY) {
+        return 8u * (uint64_t)n->conv_h * n->conv_w; /* two maps of plane sums */
+    }
     return 4u * (uint64_t)n->conv_h * n->conv_w; /* one output channel of int32 accumulators */
 }
 

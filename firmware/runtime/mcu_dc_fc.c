@@ -9,6 +9,12 @@
  *   mcu_dc_fc_colsparse_s8  COLUMN_SPARSE, the speed encoding: column by column, a zero
  *                       input skips its whole column, others add codebook[g] * x to the
  *                       row accumulators in scratch; a byte per kept weight, no decoding.
+ *   mcu_dc_fc_ternary_s8  TERNARY (k <= 2 planes of bits): per row and plane, the inputs
+ *                       whose bit is set are summed (ctz over each word, no multiply), then
+ *                       multiplied once by the plane's codebook entry.
+ *   mcu_dc_fc_binary_s8 BINARY (one sign plane, nothing pruned): the sum of all inputs
+ *                       once per op; per row the sum of the set bits' inputs:
+ *                       acc = bias + cb[0] * all + (cb[1] - cb[0]) * set.
  *   mcu_dc_fc_dense_s8  DENSE_INT8: every weight stored as int8, a plain dot product.
  *   mcu_dc_fc_s8        the registered run: one of them by encoding.
  *   mcu_dc_fc_s8_ref    the reference: any encoding through the weight reader (bit-serial).
@@ -230,6 +236,58 @@ mcu_dc_status_t mcu_dc_fc_colsparse_s8(const mcu_dc_node_t *n, const mcu_dc_io_t
     return MCU_DC_OK;
 }
 
+/* The sum of (x[j] - zp) over the set bits of one row of a plane (wpr words), in wrapping
+ * uint32. Per set bit on Cortex-M4 (-Os): rbit + clz, ldrsb, add, add (count), sub + ands,
+ * branch. The zero point is taken off once per row: sum(x) - zp * count. */
+MCU_DC_NOINLINE static uint32_t plane_row_sum(const uint32_t *p, uint32_t wpr, const int8_t *x, int32_t zp)
+{
+    uint32_t s = 0u, cnt = 0u, w;
+    for (w = 0u; w < wpr; w++, x += 32) {
+        uint32_t m = p[w];
+        while (m != 0u) {
+            s += (uint32_t)(int32_t)x[MCU_DC_CTZ(m)];
+            cnt++;
+            m &= m - 1u;
+        }
+    }
+    return s - (uint32_t)zp * cnt;
+}
+
+mcu_dc_status_t mcu_dc_fc_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    const uint32_t rows = n->rows, wpr = mcu_dc_bp_words(n->fan_in);
+    const uint32_t *p0 = mcu_dc_bp_base(n);
+    const uint32_t *p1 = p0 + rows * wpr; /* plane 1 (read only when k == 2) */
+    const uint32_t c0 = (uint32_t)(int32_t)n->codebook[0];
+    const uint32_t c1 = n->codebook_len > 1u ? (uint32_t)(int32_t)n->codebook[1] : 0u;
+    const int32_t zp = n->in_zp;
+    uint32_t row;
+    for (row = 0u; row < rows; row++, p0 += wpr, p1 += wpr) {
+        uint32_t acc = mcu_dc_bias(n, row) + c0 * plane_row_sum(p0, wpr, io->x, zp);
+        if (c1 != 0u) acc += c1 * plane_row_sum(p1, wpr, io->x, zp);
+        io->y[row] = mcu_dc_requant_s8(acc, n);
+    }
+    return MCU_DC_OK;
+}
+
+mcu_dc_status_t mcu_dc_fc_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    const uint32_t rows = n->rows, wpr = mcu_dc_bp_words(n->fan_in);
+    const uint32_t *p = mcu_dc_bp_base(n);
+    const uint32_t c0 = (uint32_t)(int32_t)n->codebook[0];
+    const uint32_t d = n->codebook_len > 1u ? (uint32_t)((int32_t)n->codebook[1] - (int32_t)n->codebook[0]) : 0u;
+    const int32_t zp = n->in_zp;
+    uint32_t all = 0u, j, row;
+    for (j = 0u; j < n->fan_in; j++) all += (uint32_t)((int32_t)io->x[j] - zp);
+    all *= c0; /* every weight is at least codebook[0] */
+    for (row = 0u; row < rows; row++, p += wpr) {
+        uint32_t acc = mcu_dc_bias(n, row) + all;
+        if (d != 0u) acc += d * plane_row_sum(p, wpr, io->x, zp);
+        io->y[row] = mcu_dc_requant_s8(acc, n);
+    }
+    return MCU_DC_OK;
+}
+
 mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
     const int8_t *x = io->x;
@@ -253,6 +311,10 @@ mcu_dc_status_t mcu_dc_fc_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
         return mcu_dc_fc_huff_s8(n, io);
     case MCU_DC_ENC_COLUMN_SPARSE:
         return mcu_dc_fc_colsparse_s8(n, io);
+    case MCU_DC_ENC_TERNARY:
+        return mcu_dc_fc_ternary_s8(n, io);
+    case MCU_DC_ENC_BINARY:
+        return mcu_dc_fc_binary_s8(n, io);
     default:
         return mcu_dc_fc_dense_s8(n, io);
     }

@@ -134,6 +134,8 @@ typedef enum {
     MCU_DC_ENC_DENSE_INT8 = 1,
     MCU_DC_ENC_HUFFMAN_SPARSE = 2,
     MCU_DC_ENC_COLUMN_SPARSE = 3,
+    MCU_DC_ENC_TERNARY = 4,
+    MCU_DC_ENC_BINARY = 5,
 } mcu_dc_encoding_t;
 
 /* Input kinds (header input_kind). */

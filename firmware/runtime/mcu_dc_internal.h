@@ -285,6 +285,7 @@ typedef struct {
     uint32_t pos_s, pos_r;      /* reference decoder: bit positions (COLUMN_SPARSE: pos_s, a byte) */
     mcu_dc_bitreader_t bs, br;  /* fast decoder */
     const uint8_t *cs;          /* COLUMN_SPARSE: the stream (after its u32 length) */
+    const uint32_t *bp;         /* TERNARY / BINARY: the bit-planes */
 } mcu_dc_wreader_t;
 
 void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast);
@@ -303,6 +304,35 @@ static inline uint32_t mcu_dc_colsparse_count(const uint8_t **p)
     return count;
 }
 #define MCU_DC_COLSPARSE_SKIP 15u /* a skip byte (h == 0) passes 15 * (g + 1) rows */
+
+/* TERNARY / BINARY (docs/format.md, "Bit-plane section"): u32 words per row of a plane
+ * (weight j at bit j % 32 of word j / 32), and the planes stored (TERNARY: k, BINARY: 1).
+ * The section is 4-aligned inside a 4-aligned blob, so the words are read in place. */
+static inline uint32_t mcu_dc_bp_words(uint32_t fan_in) { return (fan_in >> 5) + ((fan_in & 31u) != 0u); }
+static inline uint32_t mcu_dc_bp_planes(const mcu_dc_node_t *n)
+{
+    return n->encoding == MCU_DC_ENC_BINARY ? 1u : n->codebook_len;
+}
+static inline const uint32_t *mcu_dc_bp_base(const mcu_dc_node_t *n)
+{
+    return (const uint32_t *)(const void *)n->weights;
+}
+/* Count trailing zeros of m != 0: the instruction where there is one (Cortex-M3/M4/M7:
+ * rbit + clz; hosts), else a short loop (Cortex-M0 has no clz). */
+#if (defined(__GNUC__) || defined(__clang__)) && (!defined(__arm__) || defined(__ARM_FEATURE_CLZ))
+#define MCU_DC_CTZ(m) ((uint32_t)__builtin_ctz(m))
+#else
+static inline uint32_t mcu_dc_ctz_soft(uint32_t m)
+{
+    uint32_t j = 0u;
+    if ((m & 0xFFFFu) == 0u) { m >>= 16; j += 16u; }
+    if ((m & 0xFFu) == 0u) { m >>= 8; j += 8u; }
+    if ((m & 0xFu) == 0u) { m >>= 4; j += 4u; }
+    if ((m & 0x3u) == 0u) { m >>= 2; j += 2u; }
+    return j + ((m & 1u) == 0u);
+}
+#define MCU_DC_CTZ(m) mcu_dc_ctz_soft(m)
+#endif
 /* 1: an entry in *row, *col, *w; 0: no more; -1: a corrupt stream (an entry past the
  * last row, a code that matches nothing, or more bits read than the section holds). */
 int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w);
@@ -317,11 +347,18 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
 mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_colsparse_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 /* mcu_dc_conv.c (scratch: uint32_t[conv_h * conv_w], one output channel of accumulators) */
 mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+/* TERNARY / BINARY (scratch: two uint32_t[conv_h * conv_w] maps of plane sums) */
+mcu_dc_status_t mcu_dc_conv2d_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_conv2d_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_depthwise_conv2d_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_depthwise_conv2d_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_depthwise_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_depthwise_conv2d_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);

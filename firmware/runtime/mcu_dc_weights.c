@@ -4,7 +4,8 @@
  *                            row-major order, from DENSE_INT8 bytes, from the two
  *                            HUFFMAN_SPARSE streams (bit-serial reference decode, or the
  *                            LUT decoder with fast != 0) or from the COLUMN_SPARSE stream
- *                            (one sweep per row);
+ *                            (one sweep per row), or from the TERNARY / BINARY
+ *                            bit-planes (every position tested, plane by plane);
  *   mcu_dc_weights_validate  the checks every weight op (CONV2D, DEPTHWISE_CONV2D, FC)
  *                            shares: encoding, sizes, requantization, sections, tables.
  * A new encoding is one more case here; the ops' reference kernels need no change.
@@ -21,6 +22,12 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
     r->pos_r = 0u;
     r->dense = 0;
     r->cs = 0;
+    r->bp = 0;
+    if (n->encoding == MCU_DC_ENC_TERNARY || n->encoding == MCU_DC_ENC_BINARY) {
+        r->bp = mcu_dc_bp_base(n);
+        r->left = n->rows * n->fan_in; /* positions; validated: < 2^31 */
+        return;
+    }
     if (n->encoding == MCU_DC_ENC_COLUMN_SPARSE) {
         r->cs = mcu_dc_colsparse_stream(n);
         r->left = n->n_entries;
@@ -102,10 +109,43 @@ static int colsparse_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int
     return 0;
 }
 
+/* TERNARY / BINARY in row-major order: every position, its bit in each plane. */
+static int bitplane_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w)
+{
+    const mcu_dc_node_t *n = r->n;
+    const uint32_t wpr = mcu_dc_bp_words(n->fan_in);
+    const uint32_t plane_words = n->rows * wpr; /* validated: the section holds the planes */
+    while (r->left > 0u) {
+        const uint32_t rw = r->row, c = r->col;
+        const uint32_t word = rw * wpr + (c >> 5), bit = 1u << (c & 31u);
+        r->left--;
+        if (++r->col == n->fan_in) {
+            r->col = 0u;
+            r->row++;
+        }
+        *row = rw;
+        *col = c;
+        if (n->encoding == MCU_DC_ENC_BINARY) { /* every weight kept: set = codebook[1], clear = codebook[0] */
+            *w = n->codebook[(r->bp[word] & bit) != 0u ? 1u : 0u];
+            return 1;
+        }
+        if ((r->bp[word] & bit) != 0u) {
+            *w = n->codebook[0];
+            return 1;
+        }
+        if (n->codebook_len > 1u && (r->bp[plane_words + word] & bit) != 0u) {
+            *w = n->codebook[1];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32_t *w)
 {
     const mcu_dc_node_t *n = r->n;
     const uint32_t fan_in = n->fan_in;
+    if (r->bp != 0) return bitplane_next(r, row, col, w);
     if (r->cs != 0) return colsparse_next(r, row, col, w);
     if (r->dense != 0) {
         while (r->left > 0u) {
@@ -193,12 +233,53 @@ static mcu_dc_status_t colsparse_validate(const mcu_dc_node_t *n, uint32_t bb)
     return MCU_DC_OK;
 }
 
+/* Population count of a word (no instruction on Cortex-M; validation only). */
+static uint32_t popcount32(uint32_t m)
+{
+    m = m - ((m >> 1) & 0x55555555u);
+    m = (m & 0x33333333u) + ((m >> 2) & 0x33333333u);
+    m = (m + (m >> 4)) & 0x0F0F0F0Fu;
+    return (m * 0x01010101u) >> 24;
+}
+
+/* TERNARY / BINARY: k in 1..2, no index stream, the codebook and the planes inside the
+ * blob (sizes in 64 bits), no bit past fan_in, TERNARY planes disjoint with n_entries set
+ * bits in all, BINARY n_entries = rows * fan_in and (k = 1) no set bit. */
+static mcu_dc_status_t bitplane_validate(const mcu_dc_node_t *n, uint32_t bb)
+{
+    const uint32_t wpr = mcu_dc_bp_words(n->fan_in);
+    const uint32_t tail = n->fan_in & 31u;
+    const uint32_t pad_mask = tail != 0u ? ~((1u << tail) - 1u) : 0u; /* bits of the last word past fan_in */
+    const uint64_t plane_words = (uint64_t)n->rows * wpr;
+    const uint32_t *p;
+    uint64_t kept = 0u, i;
+    if (n->codebook_len < 1u || n->codebook_len > 2u || n->index_bits != 0u || n->index_off != 0u) {
+        return MCU_DC_ERR_PARAM;
+    }
+    if (!mcu_dc_section_ok(n->codebook_off, n->codebook_len, bb)) return MCU_DC_ERR_OFFSET;
+    if (!mcu_dc_section_ok(n->weights_off, 4u * plane_words * mcu_dc_bp_planes(n), bb)) return MCU_DC_ERR_OFFSET;
+    if (n->encoding == MCU_DC_ENC_BINARY && n->n_entries != (uint64_t)n->rows * n->fan_in) return MCU_DC_ERR_PARAM;
+    p = mcu_dc_bp_base(n);
+    for (i = 0u; i < plane_words; i++) {
+        const uint32_t last = (uint32_t)(i % wpr) == wpr - 1u;
+        const uint32_t a = p[i];
+        const uint32_t b = (n->encoding == MCU_DC_ENC_TERNARY && n->codebook_len == 2u) ? p[plane_words + i] : 0u;
+        if (last && ((a | b) & pad_mask) != 0u) return MCU_DC_ERR_CORRUPT_STREAM; /* a weight past fan_in */
+        if ((a & b) != 0u) return MCU_DC_ERR_CORRUPT_STREAM;                      /* in both planes */
+        if (n->encoding == MCU_DC_ENC_BINARY && n->codebook_len == 1u && a != 0u) return MCU_DC_ERR_CORRUPT_STREAM;
+        kept += popcount32(a) + popcount32(b);
+    }
+    if (n->encoding == MCU_DC_ENC_TERNARY && kept != n->n_entries) return MCU_DC_ERR_CORRUPT_STREAM;
+    return MCU_DC_OK;
+}
+
 mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t bb)
 {
     const uint64_t total = (uint64_t)n->rows * n->fan_in;
     mcu_dc_status_t st;
     if (n->encoding != MCU_DC_ENC_DENSE_INT8 && n->encoding != MCU_DC_ENC_HUFFMAN_SPARSE &&
-        n->encoding != MCU_DC_ENC_COLUMN_SPARSE) {
+        n->encoding != MCU_DC_ENC_COLUMN_SPARSE && n->encoding != MCU_DC_ENC_TERNARY &&
+        n->encoding != MCU_DC_ENC_BINARY) {
         return MCU_DC_ERR_UNKNOWN_ENCODING;
     }
     if (n->rows == 0u || n->fan_in == 0u || total > 0x7FFFFFFFu) return MCU_DC_ERR_SHAPE;
@@ -206,6 +287,7 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
     if (n->act_min > n->act_max) return MCU_DC_ERR_PARAM;
     if (!mcu_dc_section_ok(n->bias_off, 4u * (uint64_t)n->rows, bb)) return MCU_DC_ERR_OFFSET;
     if (n->encoding == MCU_DC_ENC_COLUMN_SPARSE) return colsparse_validate(n, bb);
+    if (n->encoding == MCU_DC_ENC_TERNARY || n->encoding == MCU_DC_ENC_BINARY) return bitplane_validate(n, bb);
     if (n->encoding == MCU_DC_ENC_DENSE_INT8) {
         if (n->n_entries != total) return MCU_DC_ERR_PARAM;
         if (!mcu_dc_section_ok(n->weights_off, total, bb)) return MCU_DC_ERR_OFFSET;

@@ -14,20 +14,27 @@ Pure magnitude weighting suits a codebook with zero; without one it leaves no en
 and every small weight moves by the gap: ResNet-20 at 4 bits drops from 91.7 % to 10 % before
 fine-tuning, against 89.1 % with ``blend``. A codebook *with zero* pins one entry at 0.0: weights that
 fall on it are pruned when the model is exported.
+
+Ternary and binary layers (``mode = "ternary"`` / ``"binary"``, or per layer through
+``layer_mode``, e.g. ``{"fc3": "shared"}``) train latent weights with two (TTQ) or one (BWN)
+scales instead of a k-means codebook: :mod:`mcu_dc.compression.ternary`. They become
+ordinary shared layers with a 3- or 2-entry codebook at :func:`finalize`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from mcu_dc.compression import ternary
 from mcu_dc.compression.graph import GraphNet, WeightLayer
 from mcu_dc.errors import ConfigError, ModelError
 
 INITS = ("linear", "density", "random")
 DQC_WEIGHTS = ("blend", "magnitude", "uniform")
+MODES = ("shared", "dqc", *ternary.MODES)
 
 
 @dataclass
@@ -41,6 +48,10 @@ class ClusterConfig:
     dqc_update_every: int = 50  # optimizer steps between codebook re-estimations (DQC)
     dqc_weight: str = "blend"  # each weight's pull on its centroid: blend | magnitude | uniform
     seed: int = 0
+    # per-layer override of ``mode`` (any of shared | dqc | ternary | binary), by layer name
+    layer_mode: dict[str, str] = field(default_factory=dict)
+    ternary_threshold: float = 0.05  # TTQ: Δ = t * max|w| per layer
+    binary_scale: str = "mean"  # BWN: mean (a = mean|w| each step) | trained
 
     def validate(self) -> None:
         for what, b in (("conv_bits", self.conv_bits), ("fc_bits", self.fc_bits)):
@@ -51,14 +62,34 @@ class ClusterConfig:
                 )
         if self.init not in INITS:
             raise ConfigError(f"cluster.init = {self.init!r}; choose one of {', '.join(INITS)}")
-        if self.mode not in ("shared", "dqc"):
-            raise ConfigError(f"cluster.mode = {self.mode!r}; choose 'shared' or 'dqc'")
+        if self.mode not in MODES:
+            raise ConfigError(f"cluster.mode = {self.mode!r}; choose one of {', '.join(MODES)}")
+        for name, m in self.layer_mode.items():
+            if m not in MODES:
+                raise ConfigError(f"cluster.layer_mode[{name!r}] = {m!r}; choose one of {', '.join(MODES)}")
+        if not 0.0 < self.ternary_threshold < 1.0:
+            raise ConfigError(
+                f"cluster.ternary_threshold = {self.ternary_threshold!r} must be in (0, 1) (TTQ uses 0.05)"
+            )
+        if self.binary_scale not in ternary.BINARY_SCALES:
+            raise ConfigError(
+                f"cluster.binary_scale = {self.binary_scale!r}; "
+                f"choose one of {', '.join(ternary.BINARY_SCALES)}"
+            )
         if self.dqc_weight not in DQC_WEIGHTS:
             raise ConfigError(
                 f"cluster.dqc_weight = {self.dqc_weight!r}; choose one of {', '.join(DQC_WEIGHTS)}"
             )
         if self.kmeans_iters < 1 or self.dqc_update_every < 1:
             raise ConfigError("cluster.kmeans_iters and cluster.dqc_update_every must be >= 1")
+
+    def mode_for(self, name: str) -> str:
+        """The clustering mode of layer ``name``: its ``layer_mode`` entry, else ``mode``."""
+        return self.layer_mode.get(name, self.mode)
+
+    def uses_dqc(self) -> bool:
+        """Whether some layer may be DQC (its codebook then needs re-estimating during fine-tuning)."""
+        return self.mode == "dqc" or "dqc" in self.layer_mode.values()
 
     def bits_for(self, kind: str) -> int:
         """Codebook bits of a weight layer: ``fc_bits`` for Linear, ``conv_bits`` for every convolution
@@ -176,14 +207,30 @@ def cluster_layer(wl: WeightLayer, bits: int, cfg: ClusterConfig, mode: str | No
 
 
 def cluster_net(net: GraphNet, cfg: ClusterConfig) -> dict[str, int]:
+    """Cluster every weight layer by its mode; returns each layer's codebook size (ternary 3, binary 2)."""
     cfg.validate()
-    return {wl.name: cluster_layer(wl, cfg.bits_for(wl.kind), cfg) for wl in net.weight_layers()}
+    names = [wl.name for wl in net.weight_layers()]
+    unknown = sorted(set(cfg.layer_mode) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"cluster.layer_mode names {', '.join(map(repr, unknown))}, which the model does not have; "
+            f"its weight layers are {', '.join(names)}"
+        )
+    out: dict[str, int] = {}
+    for wl in net.weight_layers():
+        mode = cfg.mode_for(wl.name)
+        if mode in ternary.MODES:
+            ternary.make_quantized(wl, mode, threshold=cfg.ternary_threshold, binary_scale=cfg.binary_scale)
+            out[wl.name] = 3 if mode == "ternary" else 2
+        else:
+            out[wl.name] = cluster_layer(wl, cfg.bits_for(wl.kind), cfg, mode)
+    return out
 
 
 def dqc_update(net: GraphNet, cfg: ClusterConfig, iters: int = 3) -> None:
     """Re-estimate every DQC layer's codebook from its current float weights (magnitude-weighted)."""
     for wl in net.weight_layers():
-        if wl.mode != "dqc":
+        if wl.mode != "dqc" or ternary.is_quantized(wl):
             continue
         mask = wl.mask.bool()
         vals = wl.weight.detach()[mask].cpu().numpy().astype(np.float64)
@@ -203,8 +250,12 @@ def dqc_update(net: GraphNet, cfg: ClusterConfig, iters: int = 3) -> None:
 
 
 def finalize(net: GraphNet) -> None:
-    """Freeze DQC layers: assignments from the final codebook; every layer becomes ``shared``."""
+    """Freeze DQC layers: assignments from the final codebook; ternary and binary layers: their
+    scales become the codebook (:func:`ternary.finalize_layer`); every layer becomes ``shared``."""
     for wl in net.weight_layers():
+        if ternary.is_quantized(wl):
+            ternary.finalize_layer(wl)  # type: ignore[arg-type]
+            continue
         if wl.mode == "dqc":
             a = wl.nearest(wl.weight.detach())
             wl.set_shared(wl.centroids.detach(), a, mode="shared")

@@ -514,14 +514,16 @@ def blob_sections(blob: bytes, names: list[str] | None = None) -> list[tuple[int
         except ValueError:
             opname = f"op {f['op']}"
         tag = f"{label} {i} ({names[i]}, {opname})" if i < len(names) else f"{label} {i} ({opname})"
-        dense = f["encoding"] == 1
+        weights = {
+            Encoding.DENSE_INT8: "weights (int8, row-major)",
+            Encoding.COLUMN_SPARSE: "column-sparse stream",
+            Encoding.TERNARY: "ternary bit-planes (u32 words)",
+            Encoding.BINARY: "binary sign bit-plane (u32 words)",
+        }.get(f["encoding"], "weight-symbol stream (Huffman section)")
         for key, part in (
             ("codebook_off", "codebook (int8)"),
             ("bias_off", "bias (int32 LE)"),
-            (
-                "weights_off",
-                "weights (int8, row-major)" if dense else "weight-symbol stream (Huffman section)",
-            ),
+            ("weights_off", weights),
             ("index_off", "relative-index stream (Huffman section)"),
         ):
             if f[key]:

@@ -74,9 +74,7 @@ class HuffmanTable:
     @property
     def counts(self) -> np.ndarray:
         """``counts[i]`` = number of codes of length ``i + 1``, for i < max_len."""
-        return np.bincount(self.lengths[self.lengths > 0], minlength=self.max_len + 1)[1:].astype(
-            np.int64
-        )
+        return np.bincount(self.lengths[self.lengths > 0], minlength=self.max_len + 1)[1:].astype(np.int64)
 
     @property
     def symbols(self) -> np.ndarray:

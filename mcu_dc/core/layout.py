@@ -128,7 +128,8 @@ TENSOR = _r(
 OP = _r(
     "OPD", "Op table entry (64 bytes)", 64,
     ("op", "u8", "op code (*Ops*)"),
-    ("encoding", "u8", "0 NONE, 1 DENSE_INT8, 2 HUFFMAN_SPARSE, 3 COLUMN_SPARSE (FC only)"),
+    ("encoding", "u8",
+     "0 NONE, 1 DENSE_INT8, 2 HUFFMAN_SPARSE, 3 COLUMN_SPARSE (FC only), 4 TERNARY, 5 BINARY"),
     ("index_bits", "u8", "relative-index width b, 1..8 (HUFFMAN_SPARSE), else 0"),
     ("n_inputs", "u8", "1, or 2 for ADD"),
     ("input0", "u16", "first input tensor"),
@@ -151,15 +152,16 @@ OP = _r(
     ("act_max", "i8", "MAXPOOL2D: 127"),
     ("shift", "u8", "1..62 (conv, FC, average pool, ADD); else 0"),
     ("reserved1", "pad1", "0"),
-    ("codebook_len", "u16", "k, 1..256 (HUFFMAN_SPARSE), 1..16 (COLUMN_SPARSE); else 0"),
+    ("codebook_len", "u16",
+     "k, 1..256 (HUFFMAN_SPARSE), 1..16 (COLUMN_SPARSE), 1..2 (TERNARY, BINARY); else 0"),
     ("multiplier", "i32", "0..2^31-1; ADD: the first input's"),
     ("multiplier_b", "i32", "ADD: the second input's; else 0"),
     ("n_entries", "u32", "HUFFMAN_SPARSE: sparse entries (fillers included); DENSE_INT8: rows*fan_in; "
-     "COLUMN_SPARSE: kept weights"),
+     "COLUMN_SPARSE, TERNARY: kept weights; BINARY: rows*fan_in"),
     ("codebook_off", "u32", "absolute offset of int8 codebook[k], or 0"),
     ("bias_off", "u32", "absolute offset of int32 bias[rows], or 0"),
     ("weights_off", "u32", "HUFFMAN_SPARSE: weight-symbol section; DENSE_INT8: int8[rows][fan_in]; "
-     "COLUMN_SPARSE: column-sparse section; or 0"),
+     "COLUMN_SPARSE: column-sparse section; TERNARY, BINARY: bit-planes; or 0"),
     ("index_off", "u32", "HUFFMAN_SPARSE: relative-index section, or 0"),
     ("scratch_off", "u32", "arena offset of the op's scratch (0 when it needs none)"),
 )  # fmt: skip

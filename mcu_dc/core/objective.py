@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mcu_dc.core import colsparse
+from mcu_dc.core import bitplanes, colsparse
 from mcu_dc.core.ir import IntegerModel
 from mcu_dc.core.ops import spec_of
 from mcu_dc.core.qmath import MAX_CODEBOOK, Encoding, Op
@@ -43,6 +43,12 @@ class Objective(str, Enum):
 DEFAULT_SLACK = 0.05
 
 
+# TERNARY / BINARY kernel costs: fitted (least squares) to QEMU -icount counts of single-FC models on
+# qemu-mps2-an386 (rows 10-300, fan-in 64-784, density 0.1-1.0; fit error within 2 % but for the smallest
+# model); MAP_COMBINE (conv) is an estimate, not measured. docs/format.md, "Bit-plane section".
+PLANE_WORD, SET_BIT, INPUT, MAP_COMBINE, PLANE_ROW = 7.8, 9.0, 10.0, 12.0, 45.0
+
+
 @dataclass(frozen=True)
 class KernelCosts:
     """Cortex-M4 instructions (``-Os``) per unit of work of one weight-op kernel."""
@@ -55,6 +61,11 @@ class KernelCosts:
     per_column: float  # COLUMN_SPARSE: per input column (count, zero test)
     per_active_column: float  # COLUMN_SPARSE: per non-zero input column (the column call)
     per_map_mac: float  # conv family: per kept weight per output position (the scatter)
+    per_plane_word: float = 0.0  # TERNARY / BINARY: per u32 word of a plane row (load, zero test)
+    per_set_bit: float = 0.0  # TERNARY / BINARY: per set bit (ctz, load, add, count, clear)
+    per_input: float = 0.0  # BINARY FC: per input (the sum of all inputs, once per op)
+    per_map_combine: float = 0.0  # TERNARY / BINARY conv: per output position per channel (two maps)
+    per_plane_row: float = 0.0  # TERNARY / BINARY FC: per row beyond per_row (the plane-sum calls)
 
 
 # Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
@@ -67,6 +78,11 @@ M4_COSTS = KernelCosts(
     per_column=11.0,
     per_active_column=14.0,
     per_map_mac=5.0,
+    per_plane_word=PLANE_WORD,
+    per_set_bit=SET_BIT,
+    per_input=INPUT,
+    per_map_combine=MAP_COMBINE,
+    per_plane_row=PLANE_ROW,
 )
 
 
@@ -80,12 +96,17 @@ class Option:
 
 
 def allowed_encodings(op: Any) -> list[Encoding]:
-    """The encodings a weight op can use (COLUMN_SPARSE: an FC with at most 16 codebook entries)."""
+    """The encodings a weight op can use (COLUMN_SPARSE: an FC with at most 16 codebook entries;
+    TERNARY: at most 2; BINARY: at most 2 and no pruned weight)."""
     if not spec_of(op).has_weights:
         return []
     out = [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]
     if op.op == Op.FC and 1 <= len(op.codebook) <= colsparse.MAX_K:
         out.append(Encoding.COLUMN_SPARSE)
+    if 1 <= len(op.codebook) <= bitplanes.MAX_K:
+        out.append(Encoding.TERNARY)
+        if int(np.asarray(op.assign).min(initial=0)) >= 0:
+            out.append(Encoding.BINARY)
     if not 1 <= len(op.codebook) <= MAX_CODEBOOK:
         out.remove(Encoding.HUFFMAN_SPARSE)
     return out
@@ -99,6 +120,20 @@ def predict_instructions(
     rows, fan_in = a.shape
     kept = int((a >= 0).sum())
     c = costs
+    if encoding in (Encoding.TERNARY, Encoding.BINARY):
+        planes = bitplanes.n_planes(encoding, len(op.codebook))
+        words = planes * rows * bitplanes.words_per_row(fan_in)
+        set_bits = kept if encoding == Encoding.TERNARY else int((a == 1).sum())
+        if op.op == Op.FC:
+            n = c.per_plane_word * words + c.per_set_bit * set_bits
+            if encoding == Encoding.BINARY:
+                n += c.per_input * fan_in
+            return round(c.fixed + (c.per_row + c.per_plane_row) * rows + n)
+        _, oh, ow = op.conv_shape
+        taps = kept if encoding == Encoding.TERNARY else rows * fan_in  # BINARY: the clear bits too
+        walk = c.per_plane_word * 2 * rows * bitplanes.words_per_row(fan_in) + c.per_set_bit * taps
+        maps = (c.per_row + c.per_map_combine) * rows * oh * ow
+        return round(c.fixed + walk + maps + c.per_map_mac * taps * oh * ow)
     if op.op == Op.FC:
         if encoding == Encoding.COLUMN_SPARSE:
             _, stats = colsparse.encode_columns(a, len(op.codebook))
@@ -164,7 +199,8 @@ def layer_options(
     ops = {i: allowed_encodings(op) for i, op in enumerate(model.layers)}
     ops = {i: e for i, e in ops.items() if e}
     out: dict[int, list[Option]] = {i: [] for i in ops}
-    for enc in (Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8, Encoding.COLUMN_SPARSE):
+    for enc in (Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8, Encoding.COLUMN_SPARSE, Encoding.TERNARY,
+                Encoding.BINARY):  # fmt: skip
         idx = [i for i, e in ops.items() if enc in e]
         if not idx:
             continue

@@ -33,6 +33,8 @@ class Encoding(IntEnum):
     DENSE_INT8 = 1  # the baseline: every weight as int8, row-major [rows][fan_in]
     HUFFMAN_SPARSE = 2  # relative-index sparse stream, both streams canonical-Huffman coded
     COLUMN_SPARSE = 3  # FC only: per input column, one byte per kept weight (the speed encoding)
+    TERNARY = 4  # k <= 2 (codebook {-a, +b}, pruned = 0): one bit-plane per codebook entry per row
+    BINARY = 5  # k <= 2, nothing pruned (codebook {-a, +a}): one sign bit-plane per row
 
 
 class InputKind(IntEnum):

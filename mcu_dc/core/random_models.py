@@ -7,7 +7,8 @@ branches with different zero points and multipliers), depthwise convs with chann
 multipliers 1–2, strides 1–3, asymmetric padding, average and max pools, fused conv
 pools, odd channel counts, 1×1 maps, uint8 and int8 inputs. Both draw random shapes,
 sparsity (0–100 %, empty rows and columns, gaps longer than the index range), codebooks
-of 1..256 entries, DENSE_INT8 and HUFFMAN_SPARSE encodings, zero points, activation
+of 1..256 entries, every weight encoding (``random_graph``: TERNARY and BINARY bit-planes for
+codebooks of at most 2 entries, BINARY ops unpruned), zero points, activation
 bounds and requantization parameters. Deterministic for a given seed; every model passes
 :meth:`IntegerModel.validate`.
 """
@@ -65,12 +66,30 @@ def _act(rng: np.random.Generator) -> tuple[int, int, int]:
     return zp, lo, int(rng.integers(lo, 128))
 
 
-def _draw_encoding(rng: np.random.Generator, *, fc: bool, k: int) -> Encoding:
-    """HUFFMAN_SPARSE or DENSE_INT8, and COLUMN_SPARSE for an FC whose codebook has at most 16 entries."""
+def _draw_encoding(rng: np.random.Generator, *, fc: bool, k: int, bitplanes: bool = True) -> Encoding:
+    """HUFFMAN_SPARSE or DENSE_INT8, COLUMN_SPARSE for an FC whose codebook has at most 16 entries, and
+    TERNARY or BINARY for any weight op whose codebook has at most 2 (:func:`fit_encoding` then makes a
+    BINARY op's assignment whole)."""
     choices = [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]
     if fc and k <= 16:
         choices.append(Encoding.COLUMN_SPARSE)
+    if bitplanes and k <= 2:
+        choices += [Encoding.TERNARY, Encoding.BINARY]
     return Encoding(int(rng.choice(choices)))
+
+
+def fit_encoding(enc: Encoding, assign: np.ndarray, *, fc: bool, k: int) -> tuple[Encoding, np.ndarray]:
+    """``enc`` made legal for an op (a fixed encoding it cannot use falls back to HUFFMAN_SPARSE) and
+    the assignment it stores: BINARY has no pruned weight, so every pruned position takes a codebook
+    index (deterministic: its position's parity, so both entries occur)."""
+    if enc == Encoding.COLUMN_SPARSE and not (fc and k <= 16):
+        return Encoding.HUFFMAN_SPARSE, assign
+    if enc in (Encoding.TERNARY, Encoding.BINARY) and k > 2:
+        return Encoding.HUFFMAN_SPARSE, assign
+    if enc == Encoding.BINARY:
+        fill = (np.arange(assign.size).reshape(assign.shape) % k).astype(np.int16)
+        return enc, np.where(assign >= 0, assign, fill).astype(np.int16)
+    return enc, assign
 
 
 def _requant(rng: np.random.Generator, fan_in: int) -> Requant:
@@ -100,7 +119,9 @@ def random_model(
     big_k = [1, 2, 3, 16, 32, 255, 256]
 
     def enc(fc: bool = False, k: int = 256) -> Encoding:
-        e = encoding or _draw_encoding(rng, fc=fc, k=k)
+        e = encoding or _draw_encoding(rng, fc=fc, k=k, bitplanes=False)  # chains: the draws of format 1
+        if e in (Encoding.TERNARY, Encoding.BINARY):  # random_graph draws the bit-plane encodings
+            return Encoding.HUFFMAN_SPARSE
         return Encoding.HUFFMAN_SPARSE if e == Encoding.COLUMN_SPARSE and not (fc and k <= 16) else e
 
     if conv:
@@ -186,10 +207,10 @@ class GraphBuilder:
         k = int(rng.choice([1, 2, 3, 16, 32, 255, 256]))
         out_zp, amin, amax = _act(rng)
         enc = self.encoding or _draw_encoding(rng, fc=fc, k=k)
-        if enc == Encoding.COLUMN_SPARSE and not (fc and k <= 16):
-            enc = Encoding.HUFFMAN_SPARSE  # a fixed encoding this op cannot use
+        codebook, assign = _codebook(rng, k), _weights(rng, rows, fan_in, k)
+        enc, assign = fit_encoding(enc, assign, fc=fc, k=k)  # a fixed encoding this op cannot use: Huffman
         return dict(
-            codebook=_codebook(rng, k), assign=_weights(rng, rows, fan_in, k),
+            codebook=codebook, assign=assign,
             bias=rng.integers(-5000, 5000, size=rows).astype(np.int32), requant=_requant(rng, fan_in),
             out_zp=out_zp, act_min=amin, act_max=amax, encoding=enc, index_bits=int(rng.integers(1, 9)),
         )  # fmt: skip

@@ -81,12 +81,16 @@ def v1_blob(model: IntegerModel) -> bytes | None:
 
 def model_seeds(count: int, seed: int) -> list[bytes]:
     """``count`` valid blobs: a third version 1 chains, a third version 2 graphs over every op, a
-    third version 2 FC chains, column-sparse wherever their codebook allows it."""
+    third version 2 FC chains, column-sparse wherever their codebook allows it; every eighth a graph
+    whose weight ops with at most 2 codebook entries are TERNARY or BINARY (:func:`bitplane_graph`)."""
     out: list[bytes] = []
     i = 0
     while len(out) < count:
         s = seed * 100_003 + i
         i += 1
+        if i % 8 == 7:
+            out.append(encode_blob(bitplane_graph(s)))
+            continue
         if i % 3 == 0:
             blob = v1_blob(random_model(s, max_dim=6))
             if blob is None:
@@ -97,6 +101,16 @@ def model_seeds(count: int, seed: int) -> list[bytes]:
             blob = encode_blob(random_model(s, conv=False, max_dim=8, encoding=Encoding.COLUMN_SPARSE))
         out.append(blob)
     return out
+
+
+def bitplane_graph(seed: int) -> IntegerModel:
+    """A small random graph holding at least one TERNARY or BINARY weight op (first seed from ``seed`` on)."""
+    for s in range(seed, seed + 1000):
+        for enc in (Encoding.TERNARY, Encoding.BINARY):
+            m = random_graph(s, max_ops=5, max_dim=8, max_channels=4, encoding=enc)
+            if any(int(getattr(op, "encoding", 0)) == enc for op in m.layers):
+                return m
+    raise AssertionError("no bit-plane graph found")  # not reached: a k <= 2 op is common
 
 
 def proto_model(seed: int = 0) -> IntegerModel:

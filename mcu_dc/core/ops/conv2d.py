@@ -151,6 +151,8 @@ class ConvFamilySpec(OpSpec):
 
     def scratch_bytes(self, op: Any) -> int:
         _, oh, ow = op.conv_shape
+        if op.encoding in (Encoding.TERNARY, Encoding.BINARY):
+            return 8 * oh * ow  # two int32 maps: the input sums each bit-plane selects
         return 4 * oh * ow  # one output channel of int32 accumulators
 
     def macs(self, op: Any) -> int:

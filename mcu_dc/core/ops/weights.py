@@ -4,8 +4,10 @@ their checks, the product with the weights, and packing to and from the blob.
 A weight op stores ``W[rows][fan_in]`` as a per-op int8 codebook plus an assignment
 matrix (codebook index, -1 = pruned), an int32 bias per row, and the requantization of
 its accumulators. The encodings (docs/format.md) are DENSE_INT8, HUFFMAN_SPARSE (the
-smallest) and COLUMN_SPARSE (FC only, the fastest: mcu_dc/core/colsparse.py); the
-reference kernels on the device read any of them through one weight-reader interface.
+smallest), COLUMN_SPARSE (FC only, the fastest: mcu_dc/core/colsparse.py) and the
+bit-plane encodings TERNARY and BINARY for codebooks of at most 2 entries
+(mcu_dc/core/bitplanes.py); the reference kernels on the device read any of them through one
+weight-reader interface.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mcu_dc.core import colsparse, huffman
+from mcu_dc.core import bitplanes, colsparse, huffman
 from mcu_dc.core.layout import HUFF
 from mcu_dc.core.ops.base import PackOptions, SectionReader, SectionWriter
 from mcu_dc.core.qmath import MAX_CODEBOOK, MAX_INDEX_BITS, Encoding, Op, Requant, check_int8
@@ -112,6 +114,8 @@ def check_weights(op: Any, rows: int, fan_in: int, where: str) -> None:
             )
         if getattr(op, "op", None) != Op.FC:
             raise ConfigError(f"{where}: COLUMN_SPARSE is an FC encoding; this op is {op.op.name}")
+    elif op.encoding in (Encoding.TERNARY, Encoding.BINARY):
+        bitplanes.check_assign(op.assign, k, op.encoding, where)
     elif op.encoding != Encoding.DENSE_INT8:
         raise ConfigError(f"{where}: weight encoding {op.encoding!r} is not one a weight op can use")
     cb = np.asarray(op.codebook, dtype=np.int64)
@@ -194,6 +198,13 @@ def pack_weights(
         cb_off = w.put(np.asarray(op.codebook, dtype=np.int64).astype(np.int8).tobytes())
         lay.codebook, lay.codebook_len = align4(k), k
         f.update(codebook_off=cb_off, codebook_len=k, n_entries=lay.kept)
+    elif enc in (Encoding.TERNARY, Encoding.BINARY):
+        k = len(op.codebook)
+        cb_off = w.put(np.asarray(op.codebook, dtype=np.int64).astype(np.int8).tobytes())
+        lay.codebook, lay.codebook_len = align4(k), k
+        f.update(codebook_off=cb_off, codebook_len=k)
+        f["n_entries"] = lay.kept if enc == Encoding.TERNARY else rows * fan_in
+        lay.n_entries = f["n_entries"]
     else:
         f["n_entries"] = rows * fan_in
     bias = np.asarray(op.bias, dtype=np.int64).astype("<i4").tobytes()
@@ -210,6 +221,10 @@ def pack_weights(
         sec, stats = colsparse.pack_section(op.assign, k)
         f["weights_off"] = w.put(sec)
         lay.weights, lay.n_entries, lay.fillers = len(sec), stats.entry_bytes, stats.skips
+    elif enc in (Encoding.TERNARY, Encoding.BINARY):
+        sec = bitplanes.pack_section(op.assign, k, enc)
+        f["weights_off"] = w.put(sec)
+        lay.weights = len(sec)
     else:
         dense = dense_weights(op).tobytes()
         f["weights_off"] = w.put(dense)
@@ -267,6 +282,30 @@ def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, 
         where_s = where + " column-sparse stream"
         assign = colsparse.decode_columns(
             r.data, f["weights_off"], r.blob_bytes, rows, fan_in, k, f["n_entries"], where_s
+        )
+        ib = 0
+    elif enc in (Encoding.TERNARY, Encoding.BINARY):
+        k = f["codebook_len"]
+        if not 1 <= k <= bitplanes.MAX_K:
+            raise FormatError(f"{where}: {enc.name} codebook length {k} is outside 1..{bitplanes.MAX_K}")
+        if f["index_bits"] != 0 or f["index_off"] != 0:
+            raise FormatError(
+                f"{where}: {enc.name} has no relative-index stream (index_bits and index_off 0)"
+            )
+        r.span(f["codebook_off"], k, "codebook")
+        codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
+        if rows * fan_in > (1 << 26):
+            raise FormatError(f"{where}: {rows}x{fan_in} weights is over the reader's limit")
+        assign = bitplanes.decode_section(
+            r.data,
+            f["weights_off"],
+            r.blob_bytes,
+            rows,
+            fan_in,
+            k,
+            f["n_entries"],
+            enc,
+            where + " bit-planes",
         )
         ib = 0
     elif enc == Encoding.DENSE_INT8:
