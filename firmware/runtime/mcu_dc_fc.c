@@ -4,8 +4,12 @@
  * channels, fan_in = in_c * in_h * in_w; no scratch but with COLUMN_SPARSE (4 * rows).
  *   mcu_dc_fc_huff_s8   HUFFMAN_SPARSE fast path: computes straight from the two Huffman
  *                       streams (relative indices and weight symbols), decoded on the fly
- *                       with 32-bit bit buffers and lookup tables; weights are never
- *                       unpacked to RAM (bench/results/device_mnist.md: it pays).
+ *                       with lookup tables; weights are never unpacked to RAM. Two kernels:
+ *                       fc_huff_window (unaligned-load targets: Cortex-M3/M4/M7, hosts; one
+ *                       fused loop, both decodes and the MAC per entry, 32-bit windows read
+ *                       at a bit position) and fc_huff_chunked (Cortex-M0: 32-bit bit
+ *                       buffers, a chunk of weights decoded to the stack, then the indices
+ *                       fused with the MAC).
  *   mcu_dc_fc_colsparse_s8  COLUMN_SPARSE, the speed encoding: column by column, a zero
  *                       input skips its whole column, others add codebook[g] * x to the
  *                       row accumulators in scratch; a byte per kept weight, no decoding.
@@ -28,6 +32,24 @@
  * (Cortex-M has 13; two readers would spill); codes longer than the lookup table and
  * row crossings are handled out of line. Measured on Cortex-M4 (QEMU, -Os): 39 to 46
  * instructions per entry, both Huffman decodes included (see README.md). */
+/* The fused window kernel needs unaligned 32-bit loads (not on Cortex-M0/M0+: ARMv6-M),
+ * and gcc or clang builtins; elsewhere the chunked kernel runs. -DMCU_DC_FC_WINDOW=0 forces it. */
+#ifndef MCU_DC_FC_WINDOW
+#if (defined(__GNUC__) || defined(__clang__)) && (!defined(__arm__) || defined(__ARM_FEATURE_UNALIGNED))
+#define MCU_DC_FC_WINDOW 1
+#else
+#define MCU_DC_FC_WINDOW 0
+#endif
+#endif
+
+/* The fused loop is compiled with -O2's register allocation and block layout even in a
+ * -Os build (gcc only; measured: -Os spills the loop's pointers to the stack). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MCU_DC_HOT_O2 __attribute__((optimize("O2")))
+#else
+#define MCU_DC_HOT_O2
+#endif
+
 #ifndef MCU_DC_FC_CHUNK
 #define MCU_DC_FC_CHUNK 128u
 #endif
@@ -143,7 +165,7 @@ MCU_DC_NOINLINE static int fc_macs(fc_ctx_t *c)
     return ev;
 }
 
-mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+static mcu_dc_status_t fc_huff_chunked(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
     const int8_t *x = io->x;
     int8_t *y = io->y;
@@ -194,6 +216,192 @@ mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
     }
     for (; row < n->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
     return MCU_DC_OK;
+}
+
+#if MCU_DC_FC_WINDOW
+/*
+ * The fused fast path (Cortex-M3/M4/M7 and hosts: any target with unaligned 32-bit loads).
+ * Per entry, both codes are decoded side by side and the multiply-accumulate follows at
+ * once; nothing is staged on the stack. Each stream is read through a bit position: the
+ * 32-bit big-endian window at byte pos / 8, shifted left by pos % 8, holds >= 25 valid
+ * bits (>= any code), so there is no refill branch; a code resolves with one lookup of the
+ * stream's lut_bits table and pos advances by its length (one add: length in bits 12..15
+ * of the entry). The position is counted from the stream's lookup table, which lies just
+ * before its data in the same section, so one register addresses both (two per stream in
+ * all: the loop's state fits the 13 registers). Codes longer than the table take the
+ * canonical walk out of line. Bounds: a chunk of entries is sized so that every window
+ * read starts at a position <= n_bits (each code is at most max_len bits), so no read
+ * leaves the section (4 zero bytes follow the data); the row crossings, the chunk and
+ * the final check (bits used <= n_bits) are out of the loop.
+ */
+typedef struct {
+    const uint8_t *base;   /* the lookup table (its data follows in the same section) */
+    uint32_t pos;          /* bit position counted from base */
+    uint32_t end;          /* n_bits, counted from base */
+    uint32_t max_len;
+    mcu_dc_bitreader_t rd; /* the canonical walk's tables */
+} fc_win_t;
+
+static MCU_DC_ALWAYS_INLINE uint32_t fc_window(const uint8_t *base, uint32_t pos)
+{
+    uint32_t w;
+    __builtin_memcpy(&w, base + (pos >> 3), 4u); /* one unaligned ldr */
+    return __builtin_bswap32(w) << (pos & 7u);
+}
+
+static MCU_DC_ALWAYS_INLINE uint32_t fc_lut(const uint8_t *base, uint32_t v)
+{
+    return ((const uint16_t *)(const void *)base)[v];
+}
+
+static void fc_win_init(fc_win_t *r, const mcu_dc_huff_t *h)
+{
+    uint32_t off;
+    mcu_dc_bitreader_init(&r->rd, h);
+    r->base = (const uint8_t *)(const void *)h->lut;
+    off = (uint32_t)(h->data - r->base) * 8u;
+    r->pos = off;
+    r->end = off + h->n_bits;
+    r->max_len = h->max_len > 0u ? h->max_len : 1u;
+}
+
+/* The loop's state between calls. */
+typedef struct {
+    fc_win_t r, s;        /* relative indices, weight symbols */
+    const int8_t *x_end;  /* one past the input */
+    const int8_t *cbz;    /* the codebook and a 0 for the filler */
+    int32_t col;          /* the current entry's input index minus fan_in */
+    uint32_t acc;         /* accumulator of the current row */
+    int32_t zp;
+    uint32_t n;           /* entries in this chunk still to decode */
+    int32_t w;            /* FC_CROSS: the crossing entry's weight (its MAC pending) */
+} fc_win_ctx_t;
+
+#define FCW_DONE 0
+#define FCW_CROSS 1
+#define FCW_CORRUPT 2
+
+static MCU_DC_ALWAYS_INLINE int fc_win_body(fc_win_ctx_t *c, const uint32_t shr, const uint32_t shs, const int32_t zp)
+{
+    const uint8_t *const br = c->r.base;
+    const uint8_t *const bs = c->s.base;
+    uint32_t pr = c->r.pos, ps = c->s.pos, acc = c->acc, n = c->n, er, es;
+    int32_t col = c->col, ev = FCW_DONE;
+    const int8_t *const x_end = c->x_end;
+    const int8_t *const cbz = c->cbz;
+    for (;;) {
+        uint32_t wr = fc_window(br, pr), ws = fc_window(bs, ps);
+        er = fc_lut(br, wr >> shr);
+        if (MCU_DC_UNLIKELY(er == 0u)) { /* a code longer than the table */
+            MCU_DC_HUFF_WALK(er, wr, &c->r.rd); /* inline: a call would evict the loop's registers */
+            if (er == 0u) {
+                ev = FCW_CORRUPT;
+                break;
+            }
+        }
+        es = fc_lut(bs, ws >> shs);
+        if (MCU_DC_UNLIKELY(es == 0u)) {
+            MCU_DC_HUFF_WALK(es, ws, &c->s.rd);
+            if (es == 0u) {
+                ev = FCW_CORRUPT;
+                break;
+            }
+        }
+        pr += er >> 12;
+        ps += es >> 12;
+        col += (int32_t)(er & 0xFFFu) + 1;
+        if (MCU_DC_UNLIKELY(col >= 0)) {
+            c->w = cbz[es & 0xFFFu];
+            n--;
+            ev = FCW_CROSS;
+            break;
+        }
+        acc += (uint32_t)((int32_t)cbz[es & 0xFFFu] * ((int32_t)x_end[col] - zp)); /* es <= k: validated */
+        if (--n == 0u) break;
+    }
+    c->r.pos = pr;
+    c->s.pos = ps;
+    c->col = col;
+    c->acc = acc;
+    c->n = n;
+    return ev;
+}
+
+/* Specialised for the default 6-bit tables and the zero point -128 (uint8 inputs, ReLU
+ * outputs): constants instead of registers. */
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_win_6_6_m128(fc_win_ctx_t *c) { return fc_win_body(c, 26u, 26u, -128); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_win_any(fc_win_ctx_t *c)
+{
+    return fc_win_body(c, c->r.rd.lut_shift, c->s.rd.lut_shift, c->zp);
+}
+
+/* Entries a chunk may decode from a stream without any window read starting past n_bits. */
+static uint32_t fc_win_room(const fc_win_t *r) { return (r->end - r->pos) / r->max_len + 1u; }
+
+static mcu_dc_status_t fc_huff_window(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    int8_t *y = io->y;
+    uint32_t row = 0u;
+    if (n->n_entries > 0u) {
+        mcu_dc_huff_t hs, hr;
+        fc_win_ctx_t c;
+        uint32_t i, left = n->n_entries;
+        int (*run)(fc_win_ctx_t *);
+        int8_t cbz[MCU_DC_MAX_CODEBOOK + 1u]; /* the codebook (k <= 256 bytes) and a 0 for the filler */
+        for (i = 0u; i < n->codebook_len; i++) cbz[i] = n->codebook[i];
+        cbz[n->codebook_len] = 0;
+        c.cbz = cbz;
+        c.x_end = io->x + n->fan_in;
+        c.col = -(int32_t)n->fan_in - 1; /* just before the first input */
+        c.acc = mcu_dc_bias(n, 0u);
+        c.zp = n->in_zp;
+        mcu_dc_huff_view(n->weights, &hs);
+        mcu_dc_huff_view(n->index, &hr);
+        fc_win_init(&c.s, &hs);
+        fc_win_init(&c.r, &hr);
+        run = (hr.lut_bits == 6u && hs.lut_bits == 6u && n->in_zp == -128) ? fc_win_6_6_m128 : fc_win_any;
+        while (left > 0u) {
+            uint32_t room, chunk;
+            int ev;
+            if (c.r.pos > c.r.end || c.s.pos > c.s.end) return MCU_DC_ERR_CORRUPT_STREAM;
+            room = fc_win_room(&c.r);
+            chunk = fc_win_room(&c.s);
+            if (room < chunk) chunk = room;
+            if (left < chunk) chunk = left;
+            left -= chunk;
+            c.n = chunk;
+            for (;;) {
+                ev = run(&c);
+                if (ev != FCW_CROSS) break;
+                while (c.col >= 0) { /* row crossing */
+                    if (row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
+                    y[row] = mcu_dc_requant_out(c.acc, n);
+                    row++;
+                    c.acc = mcu_dc_bias(n, row);
+                    c.col -= (int32_t)n->fan_in;
+                }
+                c.acc += (uint32_t)(c.w * ((int32_t)c.x_end[c.col] - c.zp));
+                if (c.n == 0u) break;
+            }
+            if (ev == FCW_CORRUPT) return MCU_DC_ERR_CORRUPT_STREAM;
+        }
+        if (c.r.pos > c.r.end || c.s.pos > c.s.end) return MCU_DC_ERR_CORRUPT_STREAM;
+        y[row++] = mcu_dc_requant_out(c.acc, n);
+    }
+    for (; row < n->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    return MCU_DC_OK;
+}
+#endif /* MCU_DC_FC_WINDOW */
+
+mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+#if MCU_DC_FC_WINDOW
+    /* the window reader addresses data from its lookup table: both streams need one */
+    if (n->n_entries > 0u && n->weights[MCU_DC_HUF_LUT_BITS] > 0u && n->index[MCU_DC_HUF_LUT_BITS] > 0u) {
+        return fc_huff_window(n, io);
+    }
+#endif
+    return fc_huff_chunked(n, io);
 }
 
 /* One active column (p < end): add cb[g] * v to acc[row] for each kept weight; skips

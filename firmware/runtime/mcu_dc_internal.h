@@ -18,9 +18,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define MCU_DC_NOINLINE __attribute__((noinline))
 #define MCU_DC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MCU_DC_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define MCU_DC_NOINLINE
 #define MCU_DC_UNLIKELY(x) (x)
+#define MCU_DC_ALWAYS_INLINE inline
 #endif
 /* Keep a rare branch a branch: gcc would otherwise predicate both paths of a hot loop. */
 #if defined(__GNUC__) && !defined(__clang__)

@@ -72,7 +72,7 @@ class KernelCosts:
 M4_COSTS = KernelCosts(
     fixed=200.0,
     per_row=45.0,
-    per_entry=44.0,
+    per_entry=40.0,
     per_weight=8.0,
     per_kept_active=11.0,
     per_column=11.0,
