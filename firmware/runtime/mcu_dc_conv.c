@@ -99,7 +99,7 @@ static void emit_channel_ref(const mcu_dc_node_t *n, const uint32_t *acc, int8_t
 
 /* First output index o >= 0 with o*stride + k - pad >= 0, and one past the last with
  * o*stride + k - pad <= in - 1 (clamped to [lo, out]). */
-static void out_range(int32_t k, int32_t pad, int32_t stride, int32_t in, int32_t out, int32_t *lo, int32_t *hi)
+static MCU_DC_ALWAYS_INLINE void out_range(int32_t k, int32_t pad, int32_t stride, int32_t in, int32_t out, int32_t *lo, int32_t *hi)
 {
     int32_t a = pad - k, b = in - 1 + pad - k;
     *lo = a > 0 ? (a + stride - 1) / stride : 0;
