@@ -1,4 +1,6 @@
-"""``mcu-dc verify FILE|DIR --board B [--port URL]``: prove the device bit-exact against the simulator."""
+"""``mcu-dc verify FILE|DIR [--board B] [--port URL]``: prove the device bit-exact against the simulator.
+
+``--board`` may be left out when DIR is a generated project: the project records its board."""
 
 from __future__ import annotations
 
@@ -18,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "under qemu-system-arm. Exits non-zero (4) on any mismatch.",
     )
     p.add_argument("source", metavar="FILE|DIR", help="a .mcudc model file, or a generated project directory")
-    p.add_argument("--board", required=True, help="board id (see `mcu-dc boards`), e.g. qemu-mps2-an386")
+    p.add_argument(
+        "--board",
+        default=None,
+        help="board id (see `mcu-dc boards`), e.g. qemu-mps2-an386 (default for a generated project: the "
+        "board it was generated for)",
+    )
     p.add_argument(
         "--port",
         help="serial port or URL of a running board: /dev/ttyACM0, socket://host:port, "
@@ -44,12 +51,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _project_board(source: str) -> str:
+    """The board a generated project directory was written for; a model file needs --board."""
+    from mcu_dc.deploy.mcuproject import PROJECT_FILE, project_board
+    from mcu_dc.errors import ConfigError
+
+    path = Path(source)
+    if path.is_dir() and (path / PROJECT_FILE).is_file():
+        return project_board(path)
+    raise ConfigError(
+        f"--board is needed to verify {source}: it is not a generated project, so nothing records which "
+        "board to run on. Pass --board with an emulated board (e.g. qemu-mps2-an386) or a real one with "
+        "--port (`mcu-dc boards` lists them)."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from mcu_dc.device.harness import LinkSettings
     from mcu_dc.device.verify import VerifySettings, raise_on_mismatch, verify
 
     settings = VerifySettings(
-        board=args.board,
+        board=args.board or _project_board(args.source),
         port=args.port,
         dataset=args.dataset,
         data_dir=args.data_dir,

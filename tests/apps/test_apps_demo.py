@@ -239,3 +239,11 @@ def test_verify_refuses_a_demo_project_before_reading_data(demo_project: Path, c
     rc = main(["verify", str(demo_project), "--board", BOARD, "--quiet", *extra])
     err = capsys.readouterr().err
     assert rc == 2 and "holds the demo firmware" in err and "Traceback" not in err
+
+
+def test_verify_of_a_model_file_needs_a_board(digits_cm, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "m.mcudc"
+    digits_cm.save(model)
+    rc = main(["verify", str(model), "--dataset", "digits", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--board is needed" in err and "Traceback" not in err

@@ -95,3 +95,12 @@ def test_a_firmware_that_never_exits_is_stopped_at_the_timeout(projects, tmp_pat
     cap = capsys.readouterr()
     assert rc == 2 and "did not exit within 3 s" in cap.err, cap.err
     assert parse_demo(cap.out)["summary"]["round"] >= 1  # it printed while it ran
+
+
+def test_verify_takes_the_board_from_a_project(digits_cm, tmp_path: Path, capsys) -> None:
+    import json
+
+    project = generate(digits_cm, "qemu-microbit", tmp_path / "v")  # the protocol server
+    rc = main(["verify", str(project), "--dataset", "digits", "--limit", "10", "--json", "--quiet"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["board"] == "qemu-microbit" and report["bit_exact"] == 10
