@@ -82,11 +82,11 @@ def metrics_with_progress(
     model: Any, ds: Any, desc: str, progress: bool | ProgressSettings
 ) -> tuple[np.ndarray, dict[str, float]]:
     """:func:`mcu_dc.data.metrics.simulator_metrics` with progress per chunk of inputs."""
-    from mcu_dc.data.metrics import check_input_kind, dequantize, task_metrics
+    from mcu_dc.data.metrics import check_input_kind, output_metrics
 
     check_input_kind(model, ds)
     (y,) = simulate_outputs([model], ds.simulator_inputs(), desc, progress)
-    return y, task_metrics(y if ds.task == "classification" else dequantize(model, y), ds)
+    return y, output_metrics(model, y, ds)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -158,6 +158,10 @@ def simulator_metrics(model: Any, data: Dataset) -> tuple[np.ndarray, dict[str, 
 
     check_input_kind(model, data)
     y = np.asarray(simulate(model, data.simulator_inputs()))
-    if data.task == "classification":
-        return y, task_metrics(y, data)
-    return y, task_metrics(dequantize(model, y), data)
+    return y, output_metrics(model, y, data)
+
+
+def output_metrics(model: Any, y: np.ndarray, data: Dataset) -> dict[str, float]:
+    """The task's metrics of the int8 outputs ``y`` the model gave on ``data``: classification
+    from the outputs themselves (argmax), the other tasks from the dequantized outputs."""
+    return task_metrics(y if data.task == "classification" else dequantize(model, y), data)
