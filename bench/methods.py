@@ -14,11 +14,13 @@ with its own config laid over the network's recipe:
 ``filter_dc``       filter / neuron pruning, then ``dc``
 ``slim_dc``         network slimming (``[slimming]``, BatchNorm-scale L1 penalty, global ranking), then
                     ``dc``
+``slim_dc_distill`` ``slim_dc`` with distillation from the dense model in every retraining stage
 ``ternary``         TTQ ternary weights in every layer (``cluster.mode = "ternary"``), no pruning
 ``ternary_prune``   unstructured pruning (as ``dc``), then ternary weights
 ``binary``          BWN binary weights in every layer (``cluster.mode = "binary"``), no pruning
 ``binary_filter``   filter / neuron pruning, then binary weights (a binary layer has no zero, so it
                     cannot be pruned unstructured; structured pruning removes whole rows instead)
+``slim_ternary``    network slimming, unstructured pruning, then ternary weights
 ==================  ===================================================================================
 
 Per run: the **integer** model's accuracy on all test images (the bit-exact simulator), the bytes
@@ -69,6 +71,9 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / ".cache" / "bench"
 BOARD = "qemu-mps2-an386"
+# Issue 11: LeNet-5's whole firmware on the micro:bit (Cortex-M0, 16 KB RAM).
+SMALL_BOARD = "qemu-microbit"
+SMALL_BOARD_NETWORKS = ("lenet5",)
 SCHEDULES = ("cpu", "full")
 
 NETWORKS: dict[str, dict[str, Any]] = {
@@ -87,12 +92,14 @@ METHODS: dict[str, str] = {
     "filter": "filter/neuron pruning (L1) alone, 8-bit sharing",
     "filter_dc": "filter/neuron pruning + DC",
     "slim_dc": "slimming + DC",
+    "slim_dc_distill": "slimming + DC + distillation",
     "ternary": "ternary (TTQ), no pruning",
     "ternary_prune": "pruning + ternary",
     "binary": "binary (BWN), no pruning",
     "binary_filter": "filter/neuron pruning + binary",
+    "slim_ternary": "slimming + pruning + ternary",
 }
-TERNARY_METHODS = ("ternary", "ternary_prune", "binary", "binary_filter")
+TERNARY_METHODS = ("ternary", "ternary_prune", "binary", "binary_filter", "slim_ternary")
 
 # the issue's goals
 GOALS = {
@@ -232,14 +239,14 @@ def method_config(network: str, method: str, schedule: str) -> Any:
         fp.max_fraction = 0.75
         if cifar:
             fp.grid = [0.25, 0.4, 0.5, 0.6, 0.7, 0.75]
-    if method == "slim_dc":
+    if method in ("slim_dc", "slim_dc_distill", "slim_ternary"):
         sl = cfg.slimming
         sl.enabled, sl.fc, sl.residual = True, fc, True
         sl.percent, sl.max_fraction, sl.scope = (0.4 if cifar else 0.5), 0.8, "global"
         sl.penalty = 1e-4
         sl.sparse_train = structured_retrain(plan["slim_sparse"])
         sl.retrain = structured_retrain(plan["slim_retrain"])
-    if method == "dc_distill":
+    if method in ("dc_distill", "slim_dc_distill"):
         cfg.distill.enabled = True
         cfg.distill.temperature, cfg.distill.alpha = 4.0, 0.5
     if method in ("filter", "ternary", "binary", "binary_filter"):
@@ -305,17 +312,18 @@ def _dense_macs(layer: Any) -> int:
     return round(m * a.size / kept) if kept else 0
 
 
-def measure_device(cm: Any, dataset: str, n: int, data_dir: str | None) -> dict[str, Any]:
-    """Build the whole firmware and run the first ``n`` test images under QEMU (``-icount``)."""
+def measure_device(cm: Any, dataset: str, n: int, data_dir: str | None, board: str = BOARD) -> dict[str, Any]:
+    """Build the whole firmware for ``board`` and run the first ``n`` test images under QEMU
+    (``-icount``)."""
     from mcu_dc.device.harness import LinkSettings
     from mcu_dc.device.verify import VerifySettings, build_firmware, load_test_inputs, run_on_qemu
     from mcu_dc.errors import FitError
 
     with tempfile.TemporaryDirectory(prefix="methods_fw_") as tmp:
         try:
-            fw = build_firmware(cm, BOARD, Path(tmp))
+            fw = build_firmware(cm, board, Path(tmp))
         except FitError as exc:
-            return {"fits": False, "why": str(exc).split(". ")[0]}
+            return {"board": board, "fits": False, "why": str(exc).split(". ")[0]}
         x, y = load_test_inputs(
             dataset,
             tuple(cm.model.input_shape),
@@ -324,9 +332,10 @@ def measure_device(cm: Any, dataset: str, n: int, data_dir: str | None) -> dict[
             input_norm=cm.meta.get("input_norm"),
             input_kind=cm.model.input_kind,
         )
-        settings = VerifySettings(board=BOARD, progress=False, link=LinkSettings(reply_timeout_s=60.0))
-        rep = run_on_qemu(cm, BOARD, fw.elf, x, y, settings)
+        settings = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=60.0))
+        rep = run_on_qemu(cm, board, fw.elf, x, y, settings)
         return {
+            "board": board,
             "fits": True,
             "n": rep.n,
             "bit_exact": rep.bit_exact,
@@ -405,6 +414,10 @@ def run_one(network: str, method: str, args: argparse.Namespace, command: str) -
     if args.verify_n > 0:
         _say(f"{tag}: {args.verify_n} test images on {BOARD} (QEMU -icount)")
         device = measure_device(cm, net["dataset"], args.verify_n, args.data_dir)
+    small: dict[str, Any] = {}
+    if args.verify_n > 0 and network in SMALL_BOARD_NETWORKS:
+        _say(f"{tag}: {args.verify_n} test images on {SMALL_BOARD} (Cortex-M0, 16 KB RAM)")
+        small = measure_device(cm, net["dataset"], args.verify_n, args.data_dir, SMALL_BOARD)
     verify_s = time.perf_counter() - t1
     st = cm.meta.get("structured") or {}
     macs_dense = sum(_dense_macs(layer) for layer in cm.model.layers)
@@ -447,6 +460,7 @@ def run_one(network: str, method: str, args: argparse.Namespace, command: str) -
             if k in st
         },
         "device": device,
+        "device_small": small,
         "model_hash": f"0x{cm.model_hash:08x}",
         "mcudc_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "wall_s": {"compress": round(compress_s, 1), "verify": round(verify_s, 1)},
@@ -493,6 +507,29 @@ def fill_encodings(run: dict[str, Any]) -> dict[str, Any]:
             },
         }
     return run
+
+
+def fill_small_board(args: argparse.Namespace, command: str) -> None:
+    """Measure on the micro:bit the runs of :data:`SMALL_BOARD_NETWORKS` recorded before that
+    measurement existed, from their cached model file when it is the very file the run wrote."""
+    from mcu_dc.core.model_file import load
+    from mcu_dc.fileio import write_text_atomic
+
+    for run in collect(args.results_dir):
+        if run["network"] not in SMALL_BOARD_NETWORKS or run.get("status") != "done" or "device_small" in run:
+            continue
+        tag = f"{run['network']}/{run['method']} ({run['schedule']})"
+        src = model_cache(run["schedule"], run["network"], run["method"])
+        if not (src.is_file() and hashlib.sha256(src.read_bytes()).hexdigest() == run.get("mcudc_sha256")):
+            _say(f"{tag}: no cached model, not measured on {SMALL_BOARD}")
+            continue
+        _say(f"{tag}: {args.verify_n} test images on {SMALL_BOARD}")
+        run["device_small"] = measure_device(
+            load(src), NETWORKS[run["network"]]["dataset"], args.verify_n, args.data_dir, SMALL_BOARD
+        )
+        run["device_small_command"] = command
+        path = run_path(args.results_dir, run["schedule"], run["network"], run["method"])
+        write_text_atomic(path, json.dumps(run, indent=1, default=float) + "\n")
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
@@ -666,6 +703,26 @@ def render_md(data: dict[str, Any]) -> str:
                 f"{r['wall_s']['compress']:.0f} |"
             )
         lines.append("")
+        small = [r for r in rows if r.get("status") == "done" and r.get("device_small")]
+        if small:
+            lines += [
+                f"Whole firmware on the micro:bit ({SMALL_BOARD}: Cortex-M0 without DSP or hardware divide, "
+                "256 KB flash, 16 KB RAM), the same model file; linker figures and QEMU `-icount`:",
+                "",
+                "| method | schedule | fits | flash / RAM (of 262,144 / 16,384) | bit-exact "
+                "| instr. / inference |",
+                "|---|---|---|---:|---:|---:|",
+            ]
+            for r in small:
+                d = r["device_small"]
+                if not d.get("fits"):
+                    lines.append(f"| {r['method']} | {r['schedule']} | **no**: {d.get('why', '')} | | | |")
+                    continue
+                lines.append(
+                    f"| {r['method']} | {r['schedule']} | yes | {d['flash']:,} / {d['ram']:,} | "
+                    f"{d['bit_exact']}/{d['n']} | {_fmt_int(d.get('instructions_median'))} |"
+                )
+            lines.append("")
         for r in rows:
             if r.get("status") != "done":
                 continue
@@ -935,6 +992,8 @@ def main(argv: list[str] | None = None) -> int:
         data = build_data(collect(args.results_dir), command)
         data["models"] = publish_models(data, args.results_dir)
         write_summary(data, args.results_dir)
+    if args.verify_n > 0:
+        fill_small_board(args, command)
     data = build_data(collect(args.results_dir), command)
     data["models"] = publish_models(data, args.results_dir)
     write_summary(data, args.results_dir)

@@ -43,7 +43,8 @@ class TrainConfig:
     lr: float = 0.05
     optimizer: str = "sgd"  # sgd | adam
     momentum: float = 0.9
-    weight_decay: float = 1e-4  # L2 regularisation
+    weight_decay: float = 1e-4  # L2 regularisation (the optimizer's, on every trained parameter)
+    l1: float = 0.0  # L1 regularisation of the weight layers' weights (the DQC paper's Softmax-loss + L1)
     batch_size: int = 128
     schedule: str = "cosine"  # cosine | constant
     augment_shift: int = 0  # random translation by up to this many pixels
@@ -55,6 +56,11 @@ class TrainConfig:
     def validate(self, what: str) -> None:
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ConfigError(f"{what}: epochs >= 0, batch_size >= 1 and lr > 0 are required, got {self}")
+        if not self.l1 >= 0 or not self.weight_decay >= 0:
+            raise ConfigError(
+                f"{what}: l1 = {self.l1} and weight_decay = {self.weight_decay} must be >= 0 "
+                "(0 turns them off)"
+            )
         if not self.grad_clip >= 0:
             raise ConfigError(f"{what}: grad_clip = {self.grad_clip} must be >= 0 (0 turns clipping off)")
         if self.augment_shift < 0 or self.augment_crop < 0:
@@ -227,9 +233,24 @@ def enforce_masks(net: Any) -> None:
 def _diverged(desc: str, loss: float, step: int, lr: float, optimizer: str) -> ConfigError:
     return ConfigError(
         f"{desc}: training diverged (the loss became {loss} at step {step}, lr {lr:.3g}, {optimizer}); lower "
-        "this stage's lr or use optimizer = \"adam\" (inputs with a large range, such as raw pixels 0..255, "
+        'this stage\'s lr or use optimizer = "adam" (inputs with a large range, such as raw pixels 0..255, '
         "need much smaller SGD steps)"
     )
+
+
+def add_l1_gradient(net: Any, l1: float) -> None:
+    """Add the (sub)gradient of ``l1 * sum|w|`` over the weights each weight layer trains: the float
+    weights (dense, pruning, DQC's straight-through shadow weights) or, for a shared codebook, the
+    centroids, each counted once per kept weight that uses it. Biases and frozen nodes are not
+    penalised (unlike ``weight_decay``, the optimizer's L2 on every parameter)."""
+    for wl in net.weight_layers():
+        if wl.mode == "shared":
+            c = wl.centroids
+            if c.requires_grad and c.grad is not None:
+                counts = torch.bincount(wl.assign[wl.mask.bool()], minlength=c.numel()).to(c.dtype)
+                c.grad.add_(l1 * torch.sign(c) * counts)
+        elif wl.weight.requires_grad and wl.weight.grad is not None:
+            wl.weight.grad.add_(l1 * torch.sign(wl.weight) * wl.mask)
 
 
 def _step_loss(
@@ -332,6 +353,8 @@ def train(
                 opt.zero_grad(set_to_none=False)
                 loss.backward()
                 with torch.no_grad():
+                    if cfg.l1 > 0:
+                        add_l1_gradient(net, cfg.l1)
                     for wl in net.weight_layers():
                         if wl.weight.grad is not None:
                             wl.weight.grad.mul_(wl.mask)

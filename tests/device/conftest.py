@@ -30,6 +30,16 @@ CFLAGS = [
     "-DMCU_DC_PROTO_IDLE_POLLS=100",
 ]
 
+# module marks of the tests that boot firmware under QEMU: they need the emulator and the cross compiler
+QEMU_ARM_MARKS = [
+    pytest.mark.qemu,
+    pytest.mark.arm,
+    pytest.mark.skipif(
+        shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+        reason="needs qemu-system-arm and arm-none-eabi-gcc",
+    ),
+]
+
 FAST = LinkSettings(reply_timeout_s=1.0, hello_timeout_s=1.0, hello_attempts=5, retries=10)
 
 

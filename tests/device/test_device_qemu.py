@@ -8,12 +8,11 @@ test inputs must equal the simulator's. Every test checks that no QEMU process i
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import qemu_children
+from conftest import QEMU_ARM_MARKS, qemu_children
 
 from mcu_dc.core.simulator import simulate
 from mcu_dc.device import protocol as P
@@ -22,14 +21,7 @@ from mcu_dc.device.proxy import FaultProxy, FaultSettings
 from mcu_dc.device.verify import VerifySettings, build_firmware, run_on_qemu
 from mcu_dc.errors import DeviceError
 
-pytestmark = [
-    pytest.mark.qemu,
-    pytest.mark.arm,
-    pytest.mark.skipif(
-        shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-        reason="needs qemu-system-arm and arm-none-eabi-gcc",
-    ),
-]
+pytestmark = QEMU_ARM_MARKS
 
 BOARDS = ("qemu-mps2-an386", "qemu-lm3s6965evb", "qemu-microbit")
 N = 200
