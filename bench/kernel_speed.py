@@ -107,6 +107,7 @@ def variants(
     weight_ops = [i for i, op in enumerate(m.layers) if O.allowed_encodings(op)]
     out: dict[str, tuple[IntegerModel, dict[int, Any]]] = {
         "all HUFFMAN_SPARSE (as compressed)": (_all(m, weight_ops, Encoding.HUFFMAN_SPARSE), {}),
+        "all HUFFMAN_JOINT (one code per entry)": (_all(m, weight_ops, Encoding.HUFFMAN_JOINT), {}),
         "all DENSE_INT8 (baseline)": (_all(m, weight_ops, Encoding.DENSE_INT8), {}),
     }
     for obj in O.Objective:

@@ -20,7 +20,10 @@ with its own config laid over the network's recipe:
 ``binary``          BWN binary weights in every layer (``cluster.mode = "binary"``), no pruning
 ``binary_filter``   filter / neuron pruning, then binary weights (a binary layer has no zero, so it
                     cannot be pruned unstructured; structured pruning removes whole rows instead)
+``slim_dc_distill_3b``  ``slim_dc_distill`` with 3-bit codebooks in every layer (the DQC paper's
+                    LeNet keeps its accuracy at 3 bits, its Table 1)
 ``slim_ternary``    network slimming, unstructured pruning, then ternary weights
+``slim_ternary_distill``  ``slim_ternary`` with distillation from the dense model
 ==================  ===================================================================================
 
 Per run: the **integer** model's accuracy on all test images (the bit-exact simulator), the bytes
@@ -93,13 +96,22 @@ METHODS: dict[str, str] = {
     "filter_dc": "filter/neuron pruning + DC",
     "slim_dc": "slimming + DC",
     "slim_dc_distill": "slimming + DC + distillation",
+    "slim_dc_distill_3b": "slimming + DC (3-bit codebooks) + distillation",
     "ternary": "ternary (TTQ), no pruning",
     "ternary_prune": "pruning + ternary",
     "binary": "binary (BWN), no pruning",
     "binary_filter": "filter/neuron pruning + binary",
     "slim_ternary": "slimming + pruning + ternary",
+    "slim_ternary_distill": "slimming + pruning + ternary + distillation",
 }
-TERNARY_METHODS = ("ternary", "ternary_prune", "binary", "binary_filter", "slim_ternary")
+TERNARY_METHODS = (
+    "ternary",
+    "ternary_prune",
+    "binary",
+    "binary_filter",
+    "slim_ternary",
+    "slim_ternary_distill",
+)
 
 # the goals
 GOALS = {
@@ -239,16 +251,18 @@ def method_config(network: str, method: str, schedule: str) -> Any:
         fp.max_fraction = 0.75
         if cifar:
             fp.grid = [0.25, 0.4, 0.5, 0.6, 0.7, 0.75]
-    if method in ("slim_dc", "slim_dc_distill", "slim_ternary"):
+    if method in ("slim_dc", "slim_dc_distill", "slim_dc_distill_3b", "slim_ternary", "slim_ternary_distill"):
         sl = cfg.slimming
         sl.enabled, sl.fc, sl.residual = True, fc, True
         sl.percent, sl.max_fraction, sl.scope = (0.4 if cifar else 0.5), 0.8, "global"
         sl.penalty = 1e-4
         sl.sparse_train = structured_retrain(plan["slim_sparse"])
         sl.retrain = structured_retrain(plan["slim_retrain"])
-    if method in ("dc_distill", "slim_dc_distill"):
+    if method in ("dc_distill", "slim_dc_distill", "slim_dc_distill_3b", "slim_ternary_distill"):
         cfg.distill.enabled = True
         cfg.distill.temperature, cfg.distill.alpha = 4.0, 0.5
+    if method == "slim_dc_distill_3b":  # DQC's Table 1: LeNet holds its accuracy with 3-bit codebooks
+        cfg.cluster.conv_bits, cfg.cluster.fc_bits = 3, 3
     if method in ("filter", "ternary", "binary", "binary_filter"):
         cfg.prune.enabled = False
     if method == "filter":

@@ -8,8 +8,8 @@
  * and requantized (equal to pooling the requantized values: the requantization and the
  * clamp are monotone), so the full conv output is never stored.
  *
- *   mcu_dc_conv2d_huff_s8           HUFFMAN_SPARSE fast path: decodes each channel's
- *                                   weights once straight from the Huffman streams (LUT
+ *   mcu_dc_conv2d_huff_s8           HUFFMAN_SPARSE and HUFFMAN_JOINT fast path: decodes each
+ *                                   channel's weights once straight from the Huffman streams (LUT
  *                                   decoder inlined) and scatters every kept weight over all
  *                                   output positions (bench/results/device_mnist_lenet5.md).
  *   mcu_dc_conv2d_s8                the registered run: the fused path for HUFFMAN_SPARSE,
@@ -333,15 +333,23 @@ mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
         mcu_dc_huff_t hs, hr;
         mcu_dc_bitreader_t bs, br;
         int32_t col = -1;
+        const int joint = n->encoding == MCU_DC_ENC_HUFFMAN_JOINT; /* one code: symbol << b | run */
+        const uint32_t b = n->index_bits, rmask = (1u << n->index_bits) - 1u;
         mcu_dc_huff_view(n->weights, &hs);
-        mcu_dc_huff_view(n->index, &hr);
         mcu_dc_bitreader_init(&bs, &hs);
+        mcu_dc_huff_view(joint ? n->weights : n->index, &hr); /* joint: a second reader, never advanced */
         mcu_dc_bitreader_init(&br, &hr);
         fill_u32(scratch, mcu_dc_bias(n, 0u), chw);
         for (i = n->n_entries; i != 0u; i--) {
             uint32_t r, s;
-            MCU_DC_HUFF_NEXT(r, br, &hr, corrupt);
-            MCU_DC_HUFF_NEXT(s, bs, &hs, corrupt);
+            if (joint) {
+                MCU_DC_HUFF_NEXT(s, bs, &hs, corrupt);
+                r = s & rmask;
+                s >>= b;
+            } else {
+                MCU_DC_HUFF_NEXT(r, br, &hr, corrupt);
+                MCU_DC_HUFF_NEXT(s, bs, &hs, corrupt);
+            }
             col += (int32_t)r + 1;
             while (col >= fan_in) { /* channel done */
                 emit_channel(n, scratch, y + oc * ohw);
@@ -374,6 +382,7 @@ mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
     switch (n->encoding) {
     case MCU_DC_ENC_HUFFMAN_SPARSE:
+    case MCU_DC_ENC_HUFFMAN_JOINT:
         return mcu_dc_conv2d_huff_s8(n, io);
     case MCU_DC_ENC_TERNARY:
         return mcu_dc_conv2d_ternary_s8(n, io);

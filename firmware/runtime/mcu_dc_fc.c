@@ -10,6 +10,8 @@
  *                       at a bit position) and fc_huff_chunked (Cortex-M0: 32-bit bit
  *                       buffers, a chunk of weights decoded to the stack, then the indices
  *                       fused with the MAC).
+ *   mcu_dc_fc_joint_s8  HUFFMAN_JOINT: the same entries, one Huffman code per (run, symbol):
+ *                       one lookup per entry (window kernel; bit-buffer kernel on Cortex-M0).
  *   mcu_dc_fc_colsparse_s8  COLUMN_SPARSE, the speed encoding: column by column, a zero
  *                       input skips its whole column, others add codebook[g] * x to the
  *                       row accumulators in scratch; a byte per kept weight, no decoding.
@@ -404,6 +406,190 @@ mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
     return fc_huff_chunked(n, io);
 }
 
+/*
+ * HUFFMAN_JOINT (docs/format.md, "Joint Huffman section"): the entries of HUFFMAN_SPARSE,
+ * each (run, symbol) pair one code e = (symbol << b) | run, so one table lookup per entry
+ * instead of two. The window kernel (targets with unaligned loads) reads 32-bit windows at
+ * a bit position like fc_huff_window, with one stream: per entry a window load, a lookup,
+ * the position advance, the run added to the column, the symbol's codebook entry times the
+ * input. Elsewhere (Cortex-M0) the bit-buffer reader of MCU_DC_HUFF_NEXT does the same.
+ */
+typedef struct {
+    const int8_t *x_end; /* one past the input */
+    const int8_t *cbz;   /* the codebook and a 0 for the filler */
+    int32_t col;         /* the current entry's input index minus fan_in */
+    uint32_t acc;        /* accumulator of the current row */
+    int32_t zp;
+    uint32_t n;          /* entries in this chunk still to decode */
+    int32_t w;           /* FCW_CROSS: the crossing entry's weight (its MAC pending) */
+#if MCU_DC_FC_WINDOW
+    fc_win_t j;          /* the joint stream */
+    uint32_t b;          /* the run width (index_bits) */
+#endif
+} fc_joint_ctx_t;
+
+/* Close rows until the column lies in the current one, then add the pending weight. */
+static mcu_dc_status_t fc_joint_cross(fc_joint_ctx_t *c, const mcu_dc_node_t *n, int8_t *y, uint32_t *row)
+{
+    while (c->col >= 0) {
+        if (*row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
+        y[*row] = mcu_dc_requant_out(c->acc, n);
+        (*row)++;
+        c->acc = mcu_dc_bias(n, *row);
+        c->col -= (int32_t)n->fan_in;
+    }
+    c->acc += (uint32_t)(c->w * ((int32_t)c->x_end[c->col] - c->zp));
+    return MCU_DC_OK;
+}
+
+#if MCU_DC_FC_WINDOW
+static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t sh, const uint32_t b, const int32_t zp)
+{
+    const uint8_t *const base = c->j.base;
+    const uint32_t rmask = (1u << b) - 1u;
+    uint32_t pos = c->j.pos, acc = c->acc, n = c->n, e;
+    int32_t col = c->col, ev = FCW_DONE;
+    const int8_t *const x_end = c->x_end;
+    const int8_t *const cbz = c->cbz;
+    for (;;) {
+        const uint32_t win = fc_window(base, pos);
+        e = fc_lut(base, win >> sh);
+        if (MCU_DC_UNLIKELY(e == 0u)) { /* a code longer than the table */
+            MCU_DC_HUFF_WALK(e, win, &c->j.rd);
+            if (e == 0u) {
+                ev = FCW_CORRUPT;
+                break;
+            }
+        }
+        pos += e >> 12;
+        col += (int32_t)(e & rmask) + 1;
+        if (MCU_DC_UNLIKELY(col >= 0)) {
+            c->w = cbz[(e & 0xFFFu) >> b];
+            n--;
+            ev = FCW_CROSS;
+            break;
+        }
+        acc += (uint32_t)((int32_t)cbz[(e & 0xFFFu) >> b] * ((int32_t)x_end[col] - zp)); /* symbol <= k: validated */
+        if (--n == 0u) break;
+    }
+    c->j.pos = pos;
+    c->col = col;
+    c->acc = acc;
+    c->n = n;
+    return ev;
+}
+
+/* Specialised for the default 6-bit table, the usual run widths and the zero point -128
+ * (uint8 inputs, ReLU outputs): constants instead of registers. */
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 3u, -128); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_4(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 4u, -128); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 5u, -128); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_any(fc_joint_ctx_t *c)
+{
+    return fc_joint_body(c, c->j.rd.lut_shift, c->b, c->zp);
+}
+
+static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t *io, fc_joint_ctx_t *c)
+{
+    mcu_dc_huff_t h;
+    uint32_t row = 0u, left = n->n_entries;
+    int (*run)(fc_joint_ctx_t *) = fc_joint_any;
+    mcu_dc_huff_view(n->weights, &h);
+    fc_win_init(&c->j, &h);
+    c->b = n->index_bits;
+    if (h.lut_bits == 6u && n->in_zp == -128) {
+        if (n->index_bits == 3u) run = fc_joint_6_3;
+        if (n->index_bits == 4u) run = fc_joint_6_4;
+        if (n->index_bits == 5u) run = fc_joint_6_5;
+    }
+    while (left > 0u) {
+        uint32_t chunk;
+        int ev;
+        if (c->j.pos > c->j.end) return MCU_DC_ERR_CORRUPT_STREAM;
+        chunk = fc_win_room(&c->j);
+        if (left < chunk) chunk = left;
+        left -= chunk;
+        c->n = chunk;
+        for (;;) {
+            ev = run(c);
+            if (ev != FCW_CROSS) break;
+            if (fc_joint_cross(c, n, io->y, &row) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
+            if (c->n == 0u) break;
+        }
+        if (ev == FCW_CORRUPT) return MCU_DC_ERR_CORRUPT_STREAM;
+    }
+    if (c->j.pos > c->j.end) return MCU_DC_ERR_CORRUPT_STREAM;
+    io->y[row++] = mcu_dc_requant_out(c->acc, n);
+    for (; row < n->rows; row++) io->y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    return MCU_DC_OK;
+}
+#endif /* MCU_DC_FC_WINDOW */
+
+/* The bit-buffer kernel (no unaligned loads, or no lookup table): a 32-bit buffer refilled 16
+ * bits at a time, one lookup per entry, codes longer than the table through the canonical walk
+ * from the table's length on (out of line). */
+static mcu_dc_status_t fc_joint_buffered(const mcu_dc_node_t *n, const mcu_dc_io_t *io, fc_joint_ctx_t *c)
+{
+    mcu_dc_huff_t h;
+    mcu_dc_bitreader_t br;
+    const uint32_t b = n->index_bits, rmask = (1u << b) - 1u;
+    uint32_t row = 0u, left = n->n_entries, e, buf;
+    int32_t nb;
+    const uint8_t *p;
+    mcu_dc_huff_view(n->weights, &h);
+    mcu_dc_bitreader_init(&br, &h);
+    buf = br.buf;
+    nb = br.nb;
+    p = br.p;
+    while (left > 0u) {
+        left--;
+        FC_REFILL(buf, nb, p, br.p_end);
+        e = br.lut[buf >> br.lut_shift];
+        if (e == 0u) { /* a code longer than the table */
+            e = fc_walk(&br, buf);
+            if (e == 0u) return MCU_DC_ERR_CORRUPT_STREAM;
+        }
+        buf <<= e >> 12;
+        nb -= (int32_t)(e >> 12);
+        e &= 0xFFFu;
+        c->col += (int32_t)(e & rmask) + 1;
+        c->w = c->cbz[e >> b];
+        if (c->col >= 0) {
+            if (fc_joint_cross(c, n, io->y, &row) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
+        } else {
+            c->acc += (uint32_t)(c->w * ((int32_t)c->x_end[c->col] - c->zp));
+        }
+    }
+    if ((uint32_t)(p - h.data) * 8u - (uint32_t)nb > h.n_bits) return MCU_DC_ERR_CORRUPT_STREAM;
+    io->y[row++] = mcu_dc_requant_out(c->acc, n);
+    for (; row < n->rows; row++) io->y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    return MCU_DC_OK;
+}
+
+mcu_dc_status_t mcu_dc_fc_joint_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
+{
+    fc_joint_ctx_t c;
+    uint32_t i, row;
+    int8_t cbz[MCU_DC_MAX_CODEBOOK + 1u]; /* the codebook (k <= 256 bytes) and a 0 for the filler */
+    if (n->n_entries == 0u) {
+        for (row = 0u; row < n->rows; row++) io->y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n);
+        return MCU_DC_OK;
+    }
+    for (i = 0u; i < n->codebook_len; i++) cbz[i] = n->codebook[i];
+    cbz[n->codebook_len] = 0;
+    c.cbz = cbz;
+    c.x_end = io->x + n->fan_in;
+    c.col = -(int32_t)n->fan_in - 1; /* just before the first input */
+    c.acc = mcu_dc_bias(n, 0u);
+    c.zp = n->in_zp;
+    c.w = 0;
+#if MCU_DC_FC_WINDOW
+    /* the window reader addresses the data from its lookup table: it needs one */
+    if (n->weights[MCU_DC_HUF_LUT_BITS] > 0u) return fc_joint_window(n, io, &c);
+#endif
+    return fc_joint_buffered(n, io, &c);
+}
+
 /* One active column (p < end): add cb[g] * v to acc[row] for each kept weight; skips
  * pass rows (validated: a skip is always followed by an entry of the same column). Per
  * kept weight on Cortex-M4 (-Os): ldrb, cmp + branch (skip, not taken), add, and, ldrsb,
@@ -517,6 +703,8 @@ mcu_dc_status_t mcu_dc_fc_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
     switch (n->encoding) {
     case MCU_DC_ENC_HUFFMAN_SPARSE:
         return mcu_dc_fc_huff_s8(n, io);
+    case MCU_DC_ENC_HUFFMAN_JOINT:
+        return mcu_dc_fc_joint_s8(n, io);
     case MCU_DC_ENC_COLUMN_SPARSE:
         return mcu_dc_fc_colsparse_s8(n, io);
     case MCU_DC_ENC_TERNARY:

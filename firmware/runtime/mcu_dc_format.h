@@ -136,6 +136,7 @@ typedef enum {
     MCU_DC_ENC_COLUMN_SPARSE = 3,
     MCU_DC_ENC_TERNARY = 4,
     MCU_DC_ENC_BINARY = 5,
+    MCU_DC_ENC_HUFFMAN_JOINT = 6,
 } mcu_dc_encoding_t;
 
 /* Input kinds (header input_kind). */

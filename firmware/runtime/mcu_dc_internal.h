@@ -280,6 +280,7 @@ static inline uint32_t mcu_dc_out_dim(uint32_t in, uint32_t p0, uint32_t p1, uin
 typedef struct {
     const mcu_dc_node_t *n;
     uint32_t fast;
+    uint32_t joint;     /* HUFFMAN_JOINT: one stream (hs, bs, pos_s) of (symbol << index_bits) | run */
     uint32_t left;      /* entries (Huffman) or positions (dense) still to read */
     uint32_t row, col;  /* next position */
     const int8_t *dense;
@@ -347,6 +348,7 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
 
 /* mcu_dc_fc.c */
 mcu_dc_status_t mcu_dc_fc_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+mcu_dc_status_t mcu_dc_fc_joint_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_colsparse_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_fc_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);

@@ -2,8 +2,9 @@
  * The weight encodings behind one interface (docs/format.md, "Weights"):
  *   mcu_dc_wreader_*         yields the kept weights of a weight op as (row, col, w) in
  *                            row-major order, from DENSE_INT8 bytes, from the two
- *                            HUFFMAN_SPARSE streams (bit-serial reference decode, or the
- *                            LUT decoder with fast != 0) or from the COLUMN_SPARSE stream
+ *                            HUFFMAN_SPARSE streams or the one HUFFMAN_JOINT stream
+ *                            (bit-serial reference decode, or the LUT decoder with
+ *                            fast != 0) or from the COLUMN_SPARSE stream
  *                            (one sweep per row), or from the TERNARY / BINARY
  *                            bit-planes (every position tested, plane by plane);
  *   mcu_dc_weights_validate  the checks every weight op (CONV2D, DEPTHWISE_CONV2D, FC)
@@ -39,12 +40,13 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
         return;
     }
     r->left = n->n_entries;
+    r->joint = n->encoding == MCU_DC_ENC_HUFFMAN_JOINT;
     if (r->left > 0u) {
         mcu_dc_huff_view(n->weights, &r->hs);
-        mcu_dc_huff_view(n->index, &r->hr);
-        if (r->fast) {
-            mcu_dc_bitreader_init(&r->bs, &r->hs);
-            mcu_dc_bitreader_init(&r->br, &r->hr);
+        if (r->fast) mcu_dc_bitreader_init(&r->bs, &r->hs);
+        if (!r->joint) {
+            mcu_dc_huff_view(n->index, &r->hr);
+            if (r->fast) mcu_dc_bitreader_init(&r->br, &r->hr);
         }
     }
 }
@@ -52,6 +54,19 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
 /* The next Huffman entry's (run, symbol) with the chosen decoder; 0, or -1 if corrupt. */
 static int huff_entry(mcu_dc_wreader_t *r, uint32_t *run, uint32_t *sym)
 {
+    if (r->joint) { /* one code: symbol << index_bits | run */
+        uint32_t e;
+        if (r->fast) {
+            MCU_DC_HUFF_NEXT(e, r->bs, &r->hs, corrupt);
+        } else {
+            int32_t a = mcu_dc_huff_decode_ref(&r->hs, &r->pos_s);
+            if (a < 0) return -1;
+            e = (uint32_t)a;
+        }
+        *run = e & ((1u << r->n->index_bits) - 1u);
+        *sym = e >> r->n->index_bits;
+        return 0;
+    }
     if (r->fast) {
         uint32_t a, b;
         MCU_DC_HUFF_NEXT(a, r->br, &r->hr, corrupt);
@@ -184,7 +199,8 @@ int mcu_dc_wreader_next(mcu_dc_wreader_t *r, uint32_t *row, uint32_t *col, int32
         }
     }
     if (r->fast && n->n_entries > 0u &&
-        (mcu_dc_bitreader_used(&r->br, &r->hr) > r->hr.n_bits || mcu_dc_bitreader_used(&r->bs, &r->hs) > r->hs.n_bits)) {
+        ((!r->joint && mcu_dc_bitreader_used(&r->br, &r->hr) > r->hr.n_bits) ||
+         mcu_dc_bitreader_used(&r->bs, &r->hs) > r->hs.n_bits)) {
         return -1;
     }
     return 0;
@@ -279,7 +295,7 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
     mcu_dc_status_t st;
     if (n->encoding != MCU_DC_ENC_DENSE_INT8 && n->encoding != MCU_DC_ENC_HUFFMAN_SPARSE &&
         n->encoding != MCU_DC_ENC_COLUMN_SPARSE && n->encoding != MCU_DC_ENC_TERNARY &&
-        n->encoding != MCU_DC_ENC_BINARY) {
+        n->encoding != MCU_DC_ENC_BINARY && n->encoding != MCU_DC_ENC_HUFFMAN_JOINT) {
         return MCU_DC_ERR_UNKNOWN_ENCODING;
     }
     if (n->rows == 0u || n->fan_in == 0u || total > 0x7FFFFFFFu) return MCU_DC_ERR_SHAPE;
@@ -299,6 +315,16 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
         if (n->index_bits < 1u || n->index_bits > MCU_DC_MAX_INDEX_BITS) return MCU_DC_ERR_PARAM;
         if (n->n_entries > total) return MCU_DC_ERR_PARAM;
         if (!mcu_dc_section_ok(n->codebook_off, n->codebook_len, bb)) return MCU_DC_ERR_OFFSET;
+        if (n->encoding == MCU_DC_ENC_HUFFMAN_JOINT) { /* one section: alphabet (k + 1) << b, 12-bit symbols */
+            const uint32_t alphabet = (n->codebook_len + 1u) << n->index_bits;
+            if (alphabet > 4096u || n->index_off != 0u) return MCU_DC_ERR_PARAM;
+            if (n->n_entries > 0u || n->weights_off != 0u) {
+                st = mcu_dc_huff_parse(blob, bb, n->weights_off, alphabet, &hs);
+                if (st != MCU_DC_OK) return st;
+                if (n->n_entries > 0u && hs.n_symbols == 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
+            }
+            return MCU_DC_OK;
+        }
         if (n->n_entries > 0u || n->weights_off != 0u) {
             st = mcu_dc_huff_parse(blob, bb, n->weights_off, n->codebook_len + 1u, &hs);
             if (st != MCU_DC_OK) return st;

@@ -519,6 +519,7 @@ def blob_sections(blob: bytes, names: list[str] | None = None) -> list[tuple[int
             Encoding.COLUMN_SPARSE: "column-sparse stream",
             Encoding.TERNARY: "ternary bit-planes (u32 words)",
             Encoding.BINARY: "binary sign bit-plane (u32 words)",
+            Encoding.HUFFMAN_JOINT: "joint (run, symbol) stream (Huffman section)",
         }.get(f["encoding"], "weight-symbol stream (Huffman section)")
         for key, part in (
             ("codebook_off", "codebook (int8)"),

@@ -129,8 +129,9 @@ OP = _r(
     "OPD", "Op table entry (64 bytes)", 64,
     ("op", "u8", "op code (*Ops*)"),
     ("encoding", "u8",
-     "0 NONE, 1 DENSE_INT8, 2 HUFFMAN_SPARSE, 3 COLUMN_SPARSE (FC only), 4 TERNARY, 5 BINARY"),
-    ("index_bits", "u8", "relative-index width b, 1..8 (HUFFMAN_SPARSE), else 0"),
+     "0 NONE, 1 DENSE_INT8, 2 HUFFMAN_SPARSE, 3 COLUMN_SPARSE (FC only), 4 TERNARY, 5 BINARY, "
+     "6 HUFFMAN_JOINT"),
+    ("index_bits", "u8", "relative-index width b, 1..8 (HUFFMAN_SPARSE, HUFFMAN_JOINT), else 0"),
     ("n_inputs", "u8", "1, or 2 for ADD"),
     ("input0", "u16", "first input tensor"),
     ("input1", "u16", "second input tensor (ADD), else 0xFFFF"),
@@ -153,14 +154,16 @@ OP = _r(
     ("shift", "u8", "1..62 (conv, FC, average pool, ADD); else 0"),
     ("reserved1", "pad1", "0"),
     ("codebook_len", "u16",
-     "k, 1..256 (HUFFMAN_SPARSE), 1..16 (COLUMN_SPARSE), 1..2 (TERNARY, BINARY); else 0"),
+     "k, 1..256 (HUFFMAN_SPARSE; HUFFMAN_JOINT with (k + 1) << b <= 4096), 1..16 (COLUMN_SPARSE), "
+     "1..2 (TERNARY, BINARY); else 0"),
     ("multiplier", "i32", "0..2^31-1; ADD: the first input's"),
     ("multiplier_b", "i32", "ADD: the second input's; else 0"),
-    ("n_entries", "u32", "HUFFMAN_SPARSE: sparse entries (fillers included); DENSE_INT8: rows*fan_in; "
-     "COLUMN_SPARSE, TERNARY: kept weights; BINARY: rows*fan_in"),
+    ("n_entries", "u32", "HUFFMAN_SPARSE, HUFFMAN_JOINT: sparse entries (fillers included); "
+     "DENSE_INT8: rows*fan_in; COLUMN_SPARSE, TERNARY: kept weights; BINARY: rows*fan_in"),
     ("codebook_off", "u32", "absolute offset of int8 codebook[k], or 0"),
     ("bias_off", "u32", "absolute offset of int32 bias[rows], or 0"),
-    ("weights_off", "u32", "HUFFMAN_SPARSE: weight-symbol section; DENSE_INT8: int8[rows][fan_in]; "
+    ("weights_off", "u32", "HUFFMAN_SPARSE: weight-symbol section; HUFFMAN_JOINT: the joint section; "
+     "DENSE_INT8: int8[rows][fan_in]; "
      "COLUMN_SPARSE: column-sparse section; TERNARY, BINARY: bit-planes; or 0"),
     ("index_off", "u32", "HUFFMAN_SPARSE: relative-index section, or 0"),
     ("scratch_off", "u32", "arena offset of the op's scratch (0 when it needs none)"),

@@ -30,6 +30,7 @@ import numpy as np
 from mcu_dc.core import bitplanes, colsparse
 from mcu_dc.core.ir import IntegerModel
 from mcu_dc.core.ops import spec_of
+from mcu_dc.core.ops.weights import best_joint_index_bits
 from mcu_dc.core.qmath import MAX_CODEBOOK, Encoding, Op
 from mcu_dc.errors import ConfigError
 
@@ -47,6 +48,10 @@ DEFAULT_SLACK = 0.05
 # qemu-mps2-an386 (rows 10-300, fan-in 64-784, density 0.1-1.0; fit error within 2 % but for the smallest
 # model); MAP_COMBINE (conv) is an estimate, not measured. docs/format.md, "Bit-plane section".
 PLANE_WORD, SET_BIT, INPUT, MAP_COMBINE, PLANE_ROW = 7.8, 9.0, 10.0, 12.0, 45.0
+# HUFFMAN_JOINT FC kernel: per entry (one window decode, the MAC) with the default 6-bit lookup table,
+# measured under QEMU on LeNet-300-100 (fc1 b = 6, fc2 b = 3: 927,900 instructions): pair codes are
+# longer than the table more often, so the canonical walk eats what the second decode saved.
+JOINT_ENTRY = 39.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class KernelCosts:
     per_input: float = 0.0  # BINARY FC: per input (the sum of all inputs, once per op)
     per_map_combine: float = 0.0  # TERNARY / BINARY conv: per output position per channel (two maps)
     per_plane_row: float = 0.0  # TERNARY / BINARY FC: per row beyond per_row (the plane-sum calls)
+    per_joint_entry: float = 0.0  # HUFFMAN_JOINT FC: per sparse entry (one Huffman decode, the MAC)
 
 
 # Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
@@ -83,6 +89,7 @@ M4_COSTS = KernelCosts(
     per_input=INPUT,
     per_map_combine=MAP_COMBINE,
     per_plane_row=PLANE_ROW,
+    per_joint_entry=JOINT_ENTRY,
 )
 
 
@@ -101,6 +108,8 @@ def allowed_encodings(op: Any) -> list[Encoding]:
     if not spec_of(op).has_weights:
         return []
     out = [Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]
+    if 1 <= len(op.codebook) <= MAX_CODEBOOK:  # some run width always fits its 12-bit alphabet
+        out.append(Encoding.HUFFMAN_JOINT)
     if op.op == Op.FC and 1 <= len(op.codebook) <= colsparse.MAX_K:
         out.append(Encoding.COLUMN_SPARSE)
     if 1 <= len(op.codebook) <= bitplanes.MAX_K:
@@ -144,23 +153,27 @@ def predict_instructions(
             )
         elif encoding == Encoding.HUFFMAN_SPARSE:
             n = c.per_entry * _sparse_entries(op)
+        elif encoding == Encoding.HUFFMAN_JOINT:
+            n = c.per_joint_entry * _sparse_entries(op, joint=True)
         else:
             n = c.per_weight * rows * fan_in
         return round(c.fixed + c.per_row * rows + n)
     _, oh, ow = op.conv_shape
     scatter = c.per_map_mac * kept * oh * ow
-    walk = (
-        c.per_entry * _sparse_entries(op)
-        if encoding == Encoding.HUFFMAN_SPARSE
-        else c.per_weight * rows * fan_in
-    )
+    if encoding == Encoding.HUFFMAN_SPARSE:
+        walk = c.per_entry * _sparse_entries(op)
+    elif encoding == Encoding.HUFFMAN_JOINT:  # the conv family reads it through the weight reader
+        walk = c.per_entry * _sparse_entries(op, joint=True)
+    else:
+        walk = c.per_weight * rows * fan_in
     return round(c.fixed + c.per_row * rows * oh * ow + walk + scatter)
 
 
-def _sparse_entries(op: Any) -> int:
+def _sparse_entries(op: Any, joint: bool = False) -> int:
     from mcu_dc.core.sparse import encode_relative
 
-    r, _ = encode_relative(op.assign, int(op.index_bits) or _default_index_bits(op), len(op.codebook))
+    b = best_joint_index_bits(op.assign, len(op.codebook)) if joint else _index_bits(op)
+    r, _ = encode_relative(op.assign, b, len(op.codebook))
     return len(r)
 
 
@@ -168,15 +181,28 @@ def _default_index_bits(op: Any) -> int:
     return 5 if op.op == Op.FC else 8  # Deep Compression's relative-index widths
 
 
-def with_encodings(model: IntegerModel, choice: dict[int, Encoding]) -> IntegerModel:
-    """A copy of ``model`` whose op ``i`` uses ``choice[i]`` (the arena is planned afresh)."""
+def _index_bits(op: Any) -> int:
+    """The op's relative-index width, or the default where it has none (1..8)."""
+    b = int(getattr(op, "index_bits", 0))
+    return b if 1 <= b <= 8 else _default_index_bits(op)
+
+
+def with_encodings(
+    model: IntegerModel, choice: dict[int, Encoding], *, max_code_len: int = 12, lut_bits: int = 6
+) -> IntegerModel:
+    """A copy of ``model`` whose op ``i`` uses ``choice[i]`` (the arena is planned afresh). A
+    HUFFMAN_JOINT op takes the run width that codes it smallest with these Huffman settings."""
     m = copy.copy(model)
     m.layers = list(model.layers)
     for i, enc in choice.items():
         op = copy.copy(model.layers[i])
         op.encoding = Encoding(enc)
-        if enc == Encoding.HUFFMAN_SPARSE and not 1 <= int(op.index_bits) <= 8:
-            op.index_bits = _default_index_bits(op)
+        if enc == Encoding.HUFFMAN_SPARSE:
+            op.index_bits = _index_bits(op)
+        elif enc == Encoding.HUFFMAN_JOINT:
+            op.index_bits = best_joint_index_bits(
+                op.assign, len(op.codebook), max_code_len=max_code_len, lut_bits=lut_bits
+            )
         m.layers[i] = op
     m.plan = None
     m.validate(m.name)
@@ -199,12 +225,12 @@ def layer_options(
     ops = {i: allowed_encodings(op) for i, op in enumerate(model.layers)}
     ops = {i: e for i, e in ops.items() if e}
     out: dict[int, list[Option]] = {i: [] for i in ops}
-    for enc in (Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8, Encoding.COLUMN_SPARSE, Encoding.TERNARY,
-                Encoding.BINARY):  # fmt: skip
+    for enc in (Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT, Encoding.DENSE_INT8, Encoding.COLUMN_SPARSE,
+                Encoding.TERNARY, Encoding.BINARY):  # fmt: skip
         idx = [i for i, e in ops.items() if enc in e]
         if not idx:
             continue
-        trial = with_encodings(model, dict.fromkeys(idx, enc))
+        trial = with_encodings(model, dict.fromkeys(idx, enc), max_code_len=max_code_len, lut_bits=lut_bits)
         _, lay = encode_blob_with_layout(trial, max_code_len=max_code_len, lut_bits=lut_bits)
         for i in idx:
             act = float(activity.get(i, 1.0))
@@ -256,7 +282,8 @@ def choose(
             if o.instructions < pick[i].instructions and extra <= budget:
                 budget -= max(extra, 0)
                 pick[i] = o
-    return with_encodings(model, {i: o.encoding for i, o in pick.items()}), pick
+    choice = {i: o.encoding for i, o in pick.items()}
+    return with_encodings(model, choice, max_code_len=max_code_len, lut_bits=lut_bits), pick
 
 
 def objective_meta(

@@ -35,6 +35,21 @@ class Encoding(IntEnum):
     COLUMN_SPARSE = 3  # FC only: per input column, one byte per kept weight (the speed encoding)
     TERNARY = 4  # k <= 2 (codebook {-a, +b}, pruned = 0): one bit-plane per codebook entry per row
     BINARY = 5  # k <= 2, nothing pruned (codebook {-a, +a}): one sign bit-plane per row
+    HUFFMAN_JOINT = 6  # the relative-index entries of HUFFMAN_SPARSE, (run, symbol) as one Huffman code
+
+
+def joint_ok(k: int, index_bits: int) -> bool:
+    """Whether HUFFMAN_JOINT can store a codebook of ``k`` entries with ``index_bits``-bit runs: its
+    alphabet ``(k + 1) << index_bits`` (the filler included) must fit the 12-bit lookup-table symbols."""
+    return 1 <= k <= MAX_CODEBOOK and 1 <= index_bits <= MAX_INDEX_BITS and (k + 1) << index_bits <= 4096
+
+
+def joint_index_bits(k: int, index_bits: int) -> int:
+    """The widest run width ``<= index_bits`` HUFFMAN_JOINT can use with ``k`` entries (0: none)."""
+    b = min(index_bits, MAX_INDEX_BITS)
+    while b >= 1 and not joint_ok(k, b):
+        b -= 1
+    return max(b, 0)
 
 
 class InputKind(IntEnum):

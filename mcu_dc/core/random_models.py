@@ -36,7 +36,7 @@ from mcu_dc.core.ir import (
     Requant,
 )  # fmt: skip
 from mcu_dc.core.ops import REGISTRY, spec_of
-from mcu_dc.core.qmath import pair_requant
+from mcu_dc.core.qmath import joint_index_bits, pair_requant
 
 
 def _weights(rng: np.random.Generator, rows: int, fan_in: int, k: int) -> np.ndarray:
@@ -75,6 +75,8 @@ def _draw_encoding(rng: np.random.Generator, *, fc: bool, k: int, bitplanes: boo
         choices.append(Encoding.COLUMN_SPARSE)
     if bitplanes and k <= 2:
         choices += [Encoding.TERNARY, Encoding.BINARY]
+    if bitplanes:  # graphs (format 2) only: the chains keep the draws of format 1
+        choices.append(Encoding.HUFFMAN_JOINT)
     return Encoding(int(rng.choice(choices)))
 
 
@@ -209,10 +211,13 @@ class GraphBuilder:
         enc = self.encoding or _draw_encoding(rng, fc=fc, k=k)
         codebook, assign = _codebook(rng, k), _weights(rng, rows, fan_in, k)
         enc, assign = fit_encoding(enc, assign, fc=fc, k=k)  # a fixed encoding this op cannot use: Huffman
+        bias = rng.integers(-5000, 5000, size=rows).astype(np.int32)
+        requant, index_bits = _requant(rng, fan_in), int(rng.integers(1, 9))
+        if enc == Encoding.HUFFMAN_JOINT:  # the widest run width its 12-bit alphabet allows (k <= 256: >= 3)
+            index_bits = joint_index_bits(k, index_bits)
         return dict(
-            codebook=codebook, assign=assign,
-            bias=rng.integers(-5000, 5000, size=rows).astype(np.int32), requant=_requant(rng, fan_in),
-            out_zp=out_zp, act_min=amin, act_max=amax, encoding=enc, index_bits=int(rng.integers(1, 9)),
+            codebook=codebook, assign=assign, bias=bias, requant=requant, out_zp=out_zp, act_min=amin,
+            act_max=amax, encoding=enc, index_bits=index_bits,
         )  # fmt: skip
 
 

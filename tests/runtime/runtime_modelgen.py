@@ -3,11 +3,13 @@ chains, hand-built graphs, inputs for either input kind, and blob patching helpe
 
 from __future__ import annotations
 
+import shutil
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from mcu_dc.core import layout as L
 from mcu_dc.core.ir import (
@@ -22,7 +24,7 @@ from mcu_dc.core.ir import (
     MaxPool2D,
     Requant,
 )  # fmt: skip
-from mcu_dc.core.qmath import pair_requant
+from mcu_dc.core.qmath import joint_index_bits, pair_requant
 
 
 @dataclass
@@ -91,7 +93,7 @@ def fc_layer(rng, in_shape, out_features, spec: WeightSpec, in_zp: int, name="fc
         act_min=amin,
         act_max=amax,
         encoding=spec.encoding,
-        index_bits=spec.index_bits,
+        index_bits=_index_bits(spec),
     )
 
 
@@ -117,8 +119,15 @@ def conv_layer(
         act_min=amin,
         act_max=amax,
         encoding=spec.encoding,
-        index_bits=spec.index_bits,
+        index_bits=_index_bits(spec),
     )
+
+
+def _index_bits(spec: WeightSpec) -> int:
+    """The spec's run width, narrowed where HUFFMAN_JOINT's 12-bit alphabet needs it."""
+    if spec.encoding == Encoding.HUFFMAN_JOINT:
+        return joint_index_bits(spec.k, spec.index_bits)
+    return spec.index_bits
 
 
 def with_encoding(model: IntegerModel, encoding: Encoding) -> IntegerModel:
@@ -130,6 +139,8 @@ def with_encoding(model: IntegerModel, encoding: Encoding) -> IntegerModel:
         if isinstance(layer, (FC, Conv2D, DepthwiseConv2D)):
             if encoding == Encoding.HUFFMAN_SPARSE and not layer.index_bits:
                 layer.index_bits = 4
+            if encoding == Encoding.HUFFMAN_JOINT:
+                layer.index_bits = joint_index_bits(len(layer.codebook), layer.index_bits or 4)
             layer.encoding = encoding
     return m
 
@@ -172,7 +183,9 @@ def weight_specs():
         index_bits=st.integers(1, 8),
         empty_rows=st.sampled_from([0.0, 0.0, 0.3]),
         empty_cols=st.sampled_from([0.0, 0.0, 0.5]),
-        encoding=st.sampled_from([Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_SPARSE, Encoding.DENSE_INT8]),
+        encoding=st.sampled_from(
+            [Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT, Encoding.DENSE_INT8]
+        ),
         scale=st.sampled_from([0.01, 1.0, 1.0, 30.0]),
         single_symbol=st.booleans(),
     )
@@ -269,7 +282,8 @@ def depthwise_layer(
         padding=tuple(padding), codebook=_codebook(rng, spec.k), assign=_assign(rng, rows, fan_in, spec),
         bias=rng.integers(-(2**12), 2**12, size=rows).astype(np.int32),
         requant=_requant(rng, fan_in, spec.density, spec.scale), in_zp=in_zp, out_zp=out_zp, act_min=amin,
-        act_max=amax, encoding=spec.encoding, index_bits=spec.index_bits, padding_end=padding_end, pool=pool,
+        act_max=amax, encoding=spec.encoding, index_bits=_index_bits(spec), padding_end=padding_end,
+        pool=pool,
     )  # fmt: skip
 
 
@@ -390,3 +404,36 @@ def patch(blob: bytes, rec: L.Record, off: int, name: str, value: int) -> bytes:
 
 def read_field(blob: bytes, rec: L.Record, off: int, name: str) -> int:
     return struct.unpack_from(_CODES[_field_type(rec, name)], blob, off)[0]
+
+
+# ----------------------------------------------------------------------------- on the boards
+
+QEMU_MARKS = [
+    pytest.mark.qemu,
+    pytest.mark.arm,
+    pytest.mark.skipif(
+        shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+        reason="needs qemu-system-arm and arm-none-eabi-gcc",
+    ),
+]
+
+
+def on_qemu(test):
+    """Mark a test that boots firmware under QEMU (skipped without the emulator or the cross compiler)."""
+    for mark in QEMU_MARKS:
+        test = mark(test)
+    return test
+
+
+def assert_bit_exact_on_board(model: IntegerModel, board: str, tmp_path, x: np.ndarray) -> None:
+    """Build the whole firmware of ``model`` for an emulated ``board``, run ``x`` under QEMU and
+    require every output equal to the simulator's."""
+    from mcu_dc.core.model_file import CompressedModel
+    from mcu_dc.device.harness import LinkSettings
+    from mcu_dc.device.verify import VerifySettings, build_firmware, run_on_qemu
+
+    cm = CompressedModel(model, {"name": model.name})
+    fw = build_firmware(cm, board, tmp_path)
+    settings = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=5.0))
+    report = run_on_qemu(cm, board, fw.elf, x, None, settings)
+    assert report.n == len(x) and report.bit_exact == len(x) and report.mismatches == 0

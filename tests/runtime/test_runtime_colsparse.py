@@ -8,7 +8,6 @@ refused by both readers, naming the byte.
 
 from __future__ import annotations
 
-import shutil
 import struct
 from pathlib import Path
 
@@ -16,13 +15,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_modelgen import fix_crc, op_off, patch
+from runtime_modelgen import assert_bit_exact_on_board, fix_crc, on_qemu, op_off, patch
 
 from mcu_dc.core import colsparse
 from mcu_dc.core import layout as L
 from mcu_dc.core.blob import decode_blob, encode_blob
 from mcu_dc.core.ir import FC, InputKind, IntegerModel, Requant
-from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.core.ops import spec_of
 from mcu_dc.core.qmath import Encoding
 from mcu_dc.core.random_models import random_graph
@@ -196,34 +194,18 @@ def test_scratch_is_one_int32_per_row():
     assert decode_blob(encode_blob(model)).plan.arena_bytes >= 4 * 37
 
 
-pytestmark_qemu = pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="needs qemu-system-arm and arm-none-eabi-gcc",
-)
-
-
-@pytest.mark.qemu
-@pytest.mark.arm
-@pytestmark_qemu
+@on_qemu
 @pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-microbit"])
 def test_column_sparse_bit_exact_on_board(board: str, tmp_path: Path) -> None:
-    from mcu_dc.device.harness import LinkSettings
-    from mcu_dc.device.verify import VerifySettings, build_firmware, run_on_qemu
-
     model = _fc_model(7, 120, 196, 16, 0.1)
-    cm = CompressedModel(model, {"name": "cs"})
-    fw = build_firmware(cm, board, tmp_path)
-    x = _inputs(model, 60, 0.6, 7)
-    settings = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=5.0))
-    report = run_on_qemu(cm, board, fw.elf, x, None, settings)
-    assert report.n == 60 and report.bit_exact == 60 and report.mismatches == 0
+    assert_bit_exact_on_board(model, board, tmp_path, _inputs(model, 60, 0.6, 7))
 
 
 def test_the_format_pages_examples():
     """docs/format.md, "Column-sparse section": the worked example's matrix and the skip example."""
     a = np.array([[0, -1, -1, 1], [-1, -1, -1, 0]], dtype=np.int16)
     sec, stats = colsparse.pack_section(a, 2)
-    assert sec == bytes.fromhex("07000000" "0110000002111000") and stats.kept == 3
+    assert sec == bytes.fromhex("070000000110000002111000") and stats.kept == 3
     col = np.full((40, 1), -1, dtype=np.int16)
     col[35, 0] = 2
     assert colsparse.encode_columns(col, 3)[0] == bytes.fromhex("020162")

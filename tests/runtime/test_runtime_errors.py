@@ -98,11 +98,11 @@ def test_unknown_op_is_refused(runner, tmp_path, graph, i, code):
     assert _op(runner, tmp_path, graph, i, "op", code) == Status.ERR_UNKNOWN_OP
 
 
-@pytest.mark.parametrize("i,enc", [(0, 7), (2, 0), (6, 6), (0, 3), (1, 1), (3, 2), (4, 1)])
+@pytest.mark.parametrize("i,enc", [(0, 7), (2, 0), (6, 7), (6, 255), (0, 3), (1, 1), (3, 2), (4, 1)])
 def test_unknown_encoding_is_refused(runner, tmp_path, graph, i, enc):
-    """Weight ops need DENSE_INT8, HUFFMAN_SPARSE, TERNARY or BINARY (4, 5: test_runtime_ternary.py;
-    an FC also COLUMN_SPARSE, 3: not op 0, a conv); 6 and up are unknown; pools and ADD have no
-    weights (NONE)."""
+    """Weight ops need DENSE_INT8, HUFFMAN_SPARSE, TERNARY, BINARY (4, 5: test_runtime_ternary.py)
+    or HUFFMAN_JOINT (6: test_runtime_joint.py); an FC also COLUMN_SPARSE (3: not op 0, a conv); 7
+    and up are unknown; pools and ADD have no weights (NONE)."""
     assert _op(runner, tmp_path, graph, i, "encoding", enc) == Status.ERR_UNKNOWN_ENCODING
 
 

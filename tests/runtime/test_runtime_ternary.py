@@ -10,7 +10,6 @@ version 1 refuses both encodings.
 
 from __future__ import annotations
 
-import shutil
 import struct
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_modelgen import fix_crc, op_off, patch
+from runtime_modelgen import assert_bit_exact_on_board, fix_crc, on_qemu, op_off, patch
 
 from mcu_dc.core import bitplanes
 from mcu_dc.core import layout as L
 from mcu_dc.core.blob import decode_blob, encode_blob
 from mcu_dc.core.ir import FC, Conv2D, DepthwiseConv2D, InputKind, IntegerModel, Requant
-from mcu_dc.core.model_file import CompressedModel
 from mcu_dc.core.ops import spec_of
 from mcu_dc.core.qmath import Encoding
 from mcu_dc.core.random_models import random_graph, random_model
@@ -295,11 +293,6 @@ def _write(tmp_path: Path, blob: bytes) -> Path:
 
 # ----------------------------------------------------------------------------- on the boards
 
-pytestmark_qemu = pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="needs qemu-system-arm and arm-none-eabi-gcc",
-)
-
 
 def _board_model() -> IntegerModel:
     """conv (TERNARY) -> depthwise (BINARY) -> FC (TERNARY) -> FC (BINARY)."""
@@ -316,18 +309,8 @@ def _board_model() -> IntegerModel:
     return model
 
 
-@pytest.mark.qemu
-@pytest.mark.arm
-@pytestmark_qemu
+@on_qemu
 @pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-microbit"])
 def test_bitplanes_bit_exact_on_board(board: str, tmp_path: Path) -> None:
-    from mcu_dc.device.harness import LinkSettings
-    from mcu_dc.device.verify import VerifySettings, build_firmware, run_on_qemu
-
     model = _board_model()
-    cm = CompressedModel(model, {"name": "tb"})
-    fw = build_firmware(cm, board, tmp_path)
-    x = _inputs(model, 40, 0.4, 7)
-    settings_ = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=5.0))
-    report = run_on_qemu(cm, board, fw.elf, x, None, settings_)
-    assert report.n == 40 and report.bit_exact == 40 and report.mismatches == 0
+    assert_bit_exact_on_board(model, board, tmp_path, _inputs(model, 40, 0.4, 7))

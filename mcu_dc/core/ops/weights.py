@@ -3,9 +3,10 @@ their checks, the product with the weights, and packing to and from the blob.
 
 A weight op stores ``W[rows][fan_in]`` as a per-op int8 codebook plus an assignment
 matrix (codebook index, -1 = pruned), an int32 bias per row, and the requantization of
-its accumulators. The encodings (docs/format.md) are DENSE_INT8, HUFFMAN_SPARSE (the
-smallest), COLUMN_SPARSE (FC only, the fastest: mcu_dc/core/colsparse.py) and the
-bit-plane encodings TERNARY and BINARY for codebooks of at most 2 entries
+its accumulators. The encodings (docs/format.md) are DENSE_INT8, HUFFMAN_SPARSE (two
+Huffman streams), HUFFMAN_JOINT (the same entries, each (run, symbol) pair one Huffman code:
+one decode per entry, and usually smaller still), COLUMN_SPARSE (FC only, the fastest:
+mcu_dc/core/colsparse.py) and the bit-plane encodings TERNARY and BINARY for codebooks of at most 2 entries
 (mcu_dc/core/bitplanes.py); the reference kernels on the device read any of them through one
 weight-reader interface.
 """
@@ -20,7 +21,7 @@ import numpy as np
 from mcu_dc.core import bitplanes, colsparse, huffman
 from mcu_dc.core.layout import HUFF
 from mcu_dc.core.ops.base import PackOptions, SectionReader, SectionWriter
-from mcu_dc.core.qmath import MAX_CODEBOOK, MAX_INDEX_BITS, Encoding, Op, Requant, check_int8
+from mcu_dc.core.qmath import MAX_CODEBOOK, MAX_INDEX_BITS, Encoding, Op, Requant, check_int8, joint_ok
 from mcu_dc.core.sparse import decode_relative, encode_relative
 from mcu_dc.errors import ConfigError, FormatError
 
@@ -106,6 +107,13 @@ def check_weights(op: Any, rows: int, fan_in: int, where: str) -> None:
             raise ConfigError(f"{where}: codebook has {k} entries; it must have 1..{MAX_CODEBOOK}")
         if not 1 <= int(op.index_bits) <= MAX_INDEX_BITS:
             raise ConfigError(f"{where}: relative-index width {op.index_bits} is outside 1..{MAX_INDEX_BITS}")
+    elif op.encoding == Encoding.HUFFMAN_JOINT:
+        if not joint_ok(k, int(op.index_bits)):
+            raise ConfigError(
+                f"{where}: HUFFMAN_JOINT needs (codebook entries + 1) << index_bits <= 4096 (12-bit "
+                f"symbols) with 1..{MAX_CODEBOOK} entries and index_bits 1..{MAX_INDEX_BITS}; this op has "
+                f"{k} entries and index_bits {op.index_bits}: use fewer index bits or HUFFMAN_SPARSE"
+            )
     elif op.encoding == Encoding.COLUMN_SPARSE:
         if not 1 <= k <= colsparse.MAX_K:
             raise ConfigError(
@@ -175,6 +183,35 @@ def _huffman_section(
     return head + lut + payload, layout
 
 
+def joint_section_bytes(assign: np.ndarray, k: int, index_bits: int, max_code_len: int, lut_bits: int) -> int:
+    """Bytes of the HUFFMAN_JOINT section of ``assign`` with ``index_bits``-bit runs (table, lookup
+    table and coded data, as :func:`pack_weights` writes it), from the code lengths alone."""
+    r, s = encode_relative(assign, index_bits, k)
+    alphabet = (k + 1) << index_bits
+    freqs = np.bincount((s.astype(np.int64) << index_bits) | r, minlength=alphabet)
+    lengths = huffman.code_lengths(freqs, max_code_len)
+    used = int((lengths > 0).sum())
+    max_len = int(lengths.max()) if used else 0
+    n_bits = int((freqs * lengths).sum())
+    lut = align4(2 << min(lut_bits, max_len)) if min(lut_bits, max_len) else 0
+    return align4(HUFF.size + 2 * max_len + 2 * used) + lut + align4((n_bits + 7) // 8) + STREAM_SLACK_BYTES
+
+
+def best_joint_index_bits(assign: np.ndarray, k: int, *, max_code_len: int = 12, lut_bits: int = 6) -> int:
+    """The run width (1..8, within HUFFMAN_JOINT's 12-bit alphabet) that stores ``assign`` in the
+    fewest bytes; 0 when no width fits (``k`` over 255 needs at most 3 bits, so never for k <= 256).
+    Dense-ish layers take 1 bit (a run of 0 or 1, longer gaps through fillers): the pair code then
+    spends no whole bit per entry on runs that are almost always 0, as a separate run stream must."""
+    best: tuple[int, int] | None = None
+    for b in range(1, MAX_INDEX_BITS + 1):
+        if not joint_ok(k, b):
+            break
+        size = joint_section_bytes(assign, k, b, max_code_len, lut_bits)
+        if best is None or size < best[0]:
+            best = (size, b)
+    return best[1] if best else 0
+
+
 def pack_weights(
     op: Any, rows: int, fan_in: int, w: SectionWriter, opts: PackOptions, lay: Any
 ) -> dict[str, int]:
@@ -185,7 +222,7 @@ def pack_weights(
     lay.encoding = enc.name
     lay.rows, lay.fan_in = rows, fan_in
     lay.kept = int((np.asarray(op.assign) >= 0).sum())
-    if enc == Encoding.HUFFMAN_SPARSE:
+    if enc in (Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT):  # the same entries, coded two ways
         k = len(op.codebook)
         cb_off = w.put(np.asarray(op.codebook, dtype=np.int64).astype(np.int8).tobytes())
         lay.codebook = align4(k)
@@ -217,6 +254,11 @@ def pack_weights(
         sec, lay.relative_index_stream = _huffman_section(r, 1 << int(op.index_bits), opts, "index stream")
         f["index_off"] = w.put(sec)
         lay.index_stream = align4(len(sec))
+    elif enc == Encoding.HUFFMAN_JOINT:
+        joint = (s.astype(np.int64) << int(op.index_bits)) | r.astype(np.int64)
+        sec, lay.weight_stream = _huffman_section(joint, (k + 1) << int(op.index_bits), opts, "joint stream")
+        f["weights_off"] = w.put(sec)
+        lay.weights = align4(len(sec))
     elif enc == Encoding.COLUMN_SPARSE:
         sec, stats = colsparse.pack_section(op.assign, k)
         f["weights_off"] = w.put(sec)
@@ -273,6 +315,21 @@ def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, 
         s = _read_huffman(r, f["weights_off"], f["n_entries"], k + 1, where + " weight stream")
         rr = _read_huffman(r, f["index_off"], f["n_entries"], 1 << ib, where + " index stream")
         assign = decode_relative(rr, s, rows, fan_in, k, where)
+    elif enc == Encoding.HUFFMAN_JOINT:
+        k, ib = f["codebook_len"], f["index_bits"]
+        if not joint_ok(k, ib):
+            raise FormatError(
+                f"{where}: HUFFMAN_JOINT codebook length {k} with index width {ib} is invalid "
+                "(1..256 entries, 1..8 bits, (k + 1) << bits <= 4096)"
+            )
+        if f["index_off"] != 0:
+            raise FormatError(f"{where}: HUFFMAN_JOINT has one stream; index_off must be 0")
+        if f["n_entries"] > rows * fan_in:
+            raise FormatError(f"{where}: {f['n_entries']} sparse entries for a {rows}x{fan_in} matrix")
+        r.span(f["codebook_off"], k, "codebook")
+        codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
+        joint = _read_huffman(r, f["weights_off"], f["n_entries"], (k + 1) << ib, where + " joint stream")
+        assign = decode_relative(joint & ((1 << ib) - 1), joint >> ib, rows, fan_in, k, where)
     elif enc == Encoding.COLUMN_SPARSE:
         k = f["codebook_len"]
         if not 1 <= k <= colsparse.MAX_K:
