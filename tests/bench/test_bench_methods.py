@@ -137,7 +137,6 @@ def test_render_only_writes_table_and_png(methods, tmp_path):
         (["--networks", ""], "--networks: unknown (none given)"),
         (["--methods", "dc,prune_only"], "--methods: unknown prune_only"),
         (["--methods", "dc,dc"], "must not repeat"),
-        (["--networks", "resnet20"], "resnet20 has no 'cpu' schedule"),
         (["--verify-n", "-1"], "--verify-n and --threads must be >= 0"),
         (["--device", "tpu"], "use cpu or cuda"),
         (["--schedule", "fast"], "invalid choice"),
