@@ -182,9 +182,12 @@ def to_markdown(rep: dict[str, Any]) -> str:
     worst = False
     for r in rep["layers"]:
         if "weights" in r:
-            huff = r.get("encoding", "HUFFMAN_SPARSE") == "HUFFMAN_SPARSE"
+            enc = r.get("encoding", "HUFFMAN_SPARSE")
+            huff = enc in ("HUFFMAN_SPARSE", "HUFFMAN_JOINT")
             wb = f"{r['weight_bits_huffman']:.2f}" if huff else "–"
-            ib = f"{r['index_bits_huffman']:.2f}" if huff else "–"
+            ib = f"{r['index_bits_huffman']:.2f}" if enc == "HUFFMAN_SPARSE" else "–"
+            if enc == "HUFFMAN_JOINT":  # one code per (run, index) pair: all its bits in the weight column
+                wb, ib = f"{wb} (pair)", "in pair"
             ibq = r["index_bits_pq"] if huff else "–"
             star = "" if r.get("activity_measured", True) else "*"
             worst = worst or bool(star)

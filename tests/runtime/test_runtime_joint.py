@@ -251,3 +251,15 @@ def _board_model() -> IntegerModel:
 def test_joint_bit_exact_on_board(board: str, tmp_path: Path) -> None:
     model = _board_model()
     assert_bit_exact_on_board(model, board, tmp_path, _inputs(model, 40, 7))
+
+
+def test_report_shows_the_pair_code_bits():
+    from mcu_dc.compression.report import build_report, to_markdown
+
+    cm = load(RESULTS / "resnet8_cifar10_joint.mcudc")
+    rep = build_report(cm)
+    joint = [r for r in rep["layers"] if r.get("encoding") == "HUFFMAN_JOINT"]
+    assert joint
+    assert all(r["index_bits_huffman"] == 0.0 and 2.0 < r["weight_bits_huffman"] < 8.0 for r in joint)
+    md = to_markdown(rep)
+    assert "| HUFFMAN_JOINT |" in md and "(pair)" in md and "in pair" in md
