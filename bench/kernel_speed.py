@@ -275,9 +275,7 @@ def render(data: dict[str, Any]) -> str:
         model = load(ROOT / l3["model"]).model
         from mcu_dc.core.sparse import encode_relative
 
-        huff = [
-            (r, model.layers[r["op"]]) for r in size["layers"] if r["encoding"] == "HUFFMAN_SPARSE"
-        ]
+        huff = [(r, model.layers[r["op"]]) for r in size["layers"] if r["encoding"] == "HUFFMAN_SPARSE"]
         entries = sum(
             len(encode_relative(op.assign, int(op.index_bits), len(op.codebook))[0]) for _, op in huff
         )
@@ -300,10 +298,22 @@ def render(data: dict[str, Any]) -> str:
             f"({layer_sum / entries:.1f} per entry: gcc keeps two pointers on the stack, and about 15 % "
             "of fc1's relative-index codes are longer than the 6-bit table and take the canonical "
             "walk). So the two-stream format cannot reach the goal on the Cortex-M4 whatever the "
-            "decoder; what can is one decode per entry (a joint (run, codebook index) alphabet: about "
-            "19 per entry) or skipping zero inputs' columns (as COLUMN_SPARSE does: 37-40 % of the "
-            "kept weights meet a non-zero input here)."
+            "decoder; skipping zero inputs' columns does (COLUMN_SPARSE: 37-40 % of the kept weights "
+            "meet a non-zero input here)."
         )
+        joint = next((v for v in l3["variants"] if v["variant"].startswith("all HUFFMAN_JOINT")), None)
+        if joint and joint.get("layers"):
+            j1 = joint["layers"][0]
+            text += (
+                " One decode per entry (HUFFMAN_JOINT, the row above: each (run, codebook index) pair one "
+                f"code) was built to test the other way out and measured: {j1['layer']:,.0f} instructions "
+                f"in fc1, {j1['layer'] / max(j1['kept'], 1):.1f} per kept weight, more than two streams. "
+                "Pair codes are longer (an alphabet of up to (k + 1) << b symbols, here hundreds), so "
+                "with the 6-bit table far more of them take the canonical walk, which costs what the "
+                "second decode saved; a table wide enough for them (10-12 bits: 2-8 KB per layer) is "
+                "bytes the size objective exists to save. Where it pays is in size on half-dense "
+                'convolutions (docs/format.md, "Joint Huffman section").'
+            )
         lines += ["", text, ""]
     if data.get("lenet5"):
         l5 = data["lenet5"]
