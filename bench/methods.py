@@ -35,16 +35,16 @@ bit-exact against the simulator) with the whole firmware's flash and RAM. Every 
 (per-layer sparsity, channel fractions) is made by the pipeline on a validation split carved
 from the training set (``val_size``), never on the test set.
 
-Schedules: ``--schedule full`` is the networks' recipes (for a GPU, ``--device cuda``);
-``--schedule cpu`` is a short one that fits a 2-core machine (ResNet-20: a few epochs per stage
-on a training subset). Each network's dense training runs once per schedule and is cached (the pipeline's ``--pretrained`` cache, under
-``.cache/bench/``); ResNet-20 starts from the shared weights. Each run writes
-``bench/results/methods_runs/<schedule>/<network>_<method>.json`` (atomically) and is skipped
-when that file exists (``--force`` reruns), so an interrupted run continues where it stopped.
-After every run the summary is rewritten: ``bench/results/methods.{json,md,png}`` (accuracy vs
-bytes per method, the Pareto front marked, one panel per network) and the Pareto-front LeNet
-models as ``bench/results/methods_<network>_<method>.mcudc`` (``mcu-dc simulate FILE --dataset
-mnist`` re-checks them).
+Schedules: ``--schedule full`` is the networks' recipes (for a GPU, ``--device cuda``); ``--schedule
+cpu`` is a short one that fits a 2-core machine (ResNet-20: a few epochs per stage on a training
+subset). Each network's dense training runs once per schedule and is cached (the pipeline's
+``--pretrained`` cache, under ``.cache/bench/``); ResNet-20 starts from the shared weights. Each run
+writes ``bench/results/methods_runs/<schedule>/<network>_<method>.json`` (atomically) and is skipped
+when that file exists (``--force`` reruns), so an interrupted run continues where it stopped. After
+every run the summary is rewritten: ``bench/results/methods.{json,md,png}`` (accuracy vs bytes per
+method, the Pareto front marked, one panel per network) and the Pareto-front LeNet models as
+``bench/results/methods_<network>_<method>.mcudc`` (``mcu-dc simulate FILE --dataset mnist``
+re-checks them).
 
     python bench/methods.py --schedule cpu --networks lenet300 --threads 2
     python bench/methods.py --schedule cpu --networks lenet5 --methods dc,filter_dc,ternary_prune
@@ -515,13 +515,21 @@ def collect(results_dir: Path) -> list[dict[str, Any]]:
     return runs
 
 
+def run_model_file(run: dict[str, Any]) -> Path | None:
+    """The run's cached model file when it is the very file the run wrote (same sha256), else None."""
+    src = model_cache(run["schedule"], run["network"], run["method"])
+    if src.is_file() and hashlib.sha256(src.read_bytes()).hexdigest() == run.get("mcudc_sha256"):
+        return src
+    return None
+
+
 def fill_encodings(run: dict[str, Any]) -> dict[str, Any]:
     """Per-layer encodings of a run recorded before they were kept (a list of names): read from its
     cached model file when that is the very file the run wrote (same sha256)."""
     if isinstance(run.get("encodings"), dict) or run.get("status") != "done":
         return run
-    src = model_cache(run["schedule"], run["network"], run["method"])
-    if src.is_file() and hashlib.sha256(src.read_bytes()).hexdigest() == run.get("mcudc_sha256"):
+    src = run_model_file(run)
+    if src is not None:
         from mcu_dc.core.model_file import load
         from mcu_dc.core.qmath import Encoding
 
@@ -548,8 +556,8 @@ def fill_small_board(args: argparse.Namespace, command: str) -> None:
         if run["network"] not in SMALL_BOARD_NETWORKS or run.get("status") != "done" or "device_small" in run:
             continue
         tag = f"{run['network']}/{run['method']} ({run['schedule']})"
-        src = model_cache(run["schedule"], run["network"], run["method"])
-        if not (src.is_file() and hashlib.sha256(src.read_bytes()).hexdigest() == run.get("mcudc_sha256")):
+        src = run_model_file(run)
+        if src is None:
             _say(f"{tag}: no cached model, not measured on {SMALL_BOARD}")
             continue
         _say(f"{tag}: {args.verify_n} test images on {SMALL_BOARD}")
@@ -879,16 +887,17 @@ def publish_models(data: dict[str, Any], results_dir: Path) -> list[str]:
     for r in data["rows"]:
         if r.get("status") != "done" or not r.get("pareto") or r["network"] not in ("lenet300", "lenet5"):
             continue
-        src = model_cache(r["schedule"], r["network"], r["method"])
+        src = run_model_file(r)
         dst = results_dir / f"methods_{r['network']}_{r['method']}.mcudc"
-        if src.is_file() and hashlib.sha256(src.read_bytes()).hexdigest() == r.get("mcudc_sha256"):
+        if src is not None:
             tmp = dst.with_name(dst.name + ".tmp")
             shutil.copyfile(src, tmp)
             os.replace(tmp, dst)
         if dst.is_file():
             keep.append(dst.name)
         else:
-            _say(f"{src} is missing: {dst.name} not written")
+            cache = model_cache(r["schedule"], r["network"], r["method"])
+            _say(f"{cache} is missing or not the run's file: {dst.name} not written")
     for p in results_dir.glob("methods_*.mcudc"):
         if p.name not in keep:
             p.unlink()

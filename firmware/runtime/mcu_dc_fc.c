@@ -167,6 +167,28 @@ MCU_DC_NOINLINE static int fc_macs(fc_ctx_t *c)
     return ev;
 }
 
+/* An entry's column (its input index minus fan_in) crossed into a later row: requantize the
+ * finished rows into y and start each next one from its bias until the column lies in the
+ * current row. Every Huffman FC kernel's row crossing (out of its hot loop). */
+static mcu_dc_status_t fc_next_rows(const mcu_dc_node_t *n, int8_t *y, uint32_t *row, uint32_t *acc, int32_t *col)
+{
+    while (*col >= 0) {
+        if (*row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
+        y[*row] = mcu_dc_requant_out(*acc, n);
+        (*row)++;
+        *acc = mcu_dc_bias(n, *row);
+        *col -= (int32_t)n->fan_in;
+    }
+    return MCU_DC_OK;
+}
+
+/* The rows from ``row`` on: ``row`` itself with its accumulator, the rest empty (bias only). */
+static void fc_last_rows(const mcu_dc_node_t *n, int8_t *y, uint32_t row, uint32_t acc)
+{
+    y[row++] = mcu_dc_requant_out(acc, n);
+    for (; row < n->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n);
+}
+
 static mcu_dc_status_t fc_huff_chunked(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
     const int8_t *x = io->x;
@@ -200,13 +222,7 @@ static mcu_dc_status_t fc_huff_chunked(const mcu_dc_node_t *n, const mcu_dc_io_t
                 int ev = fc_macs(&c);
                 if (ev == FC_DONE) break;
                 if (ev == FC_CORRUPT) return MCU_DC_ERR_CORRUPT_STREAM;
-                while (c.col >= 0) { /* row crossing */
-                    if (row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
-                    y[row] = mcu_dc_requant_out(c.acc, n);
-                    row++;
-                    c.acc = mcu_dc_bias(n, row);
-                    c.col -= (int32_t)n->fan_in;
-                }
+                if (fc_next_rows(n, y, &row, &c.acc, &c.col) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
                 c.acc += (uint32_t)((int32_t)c.w_end[c.j] * ((int32_t)c.x_end[c.col] - c.zp));
                 if (++c.j == 0) break;
             }
@@ -214,9 +230,10 @@ static mcu_dc_status_t fc_huff_chunked(const mcu_dc_node_t *n, const mcu_dc_io_t
         if (mcu_dc_bitreader_used(&c.rd, &hr) > hr.n_bits || mcu_dc_bitreader_used(&bs, &hs) > hs.n_bits) {
             return MCU_DC_ERR_CORRUPT_STREAM;
         }
-        y[row++] = mcu_dc_requant_out(c.acc, n);
+        fc_last_rows(n, y, row, c.acc);
+        return MCU_DC_OK;
     }
-    for (; row < n->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    fc_last_rows(n, y, 0u, mcu_dc_bias(n, 0u)); /* no entries: every row bias only */
     return MCU_DC_OK;
 }
 
@@ -375,22 +392,17 @@ static mcu_dc_status_t fc_huff_window(const mcu_dc_node_t *n, const mcu_dc_io_t 
             for (;;) {
                 ev = run(&c);
                 if (ev != FCW_CROSS) break;
-                while (c.col >= 0) { /* row crossing */
-                    if (row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
-                    y[row] = mcu_dc_requant_out(c.acc, n);
-                    row++;
-                    c.acc = mcu_dc_bias(n, row);
-                    c.col -= (int32_t)n->fan_in;
-                }
+                if (fc_next_rows(n, y, &row, &c.acc, &c.col) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
                 c.acc += (uint32_t)(c.w * ((int32_t)c.x_end[c.col] - c.zp));
                 if (c.n == 0u) break;
             }
             if (ev == FCW_CORRUPT) return MCU_DC_ERR_CORRUPT_STREAM;
         }
         if (c.r.pos > c.r.end || c.s.pos > c.s.end) return MCU_DC_ERR_CORRUPT_STREAM;
-        y[row++] = mcu_dc_requant_out(c.acc, n);
+        fc_last_rows(n, y, row, c.acc);
+        return MCU_DC_OK;
     }
-    for (; row < n->rows; row++) y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    fc_last_rows(n, y, 0u, mcu_dc_bias(n, 0u)); /* no entries: every row bias only */
     return MCU_DC_OK;
 }
 #endif /* MCU_DC_FC_WINDOW */
@@ -431,13 +443,7 @@ typedef struct {
 /* Close rows until the column lies in the current one, then add the pending weight. */
 static mcu_dc_status_t fc_joint_cross(fc_joint_ctx_t *c, const mcu_dc_node_t *n, int8_t *y, uint32_t *row)
 {
-    while (c->col >= 0) {
-        if (*row + 1u >= n->rows) return MCU_DC_ERR_CORRUPT_STREAM;
-        y[*row] = mcu_dc_requant_out(c->acc, n);
-        (*row)++;
-        c->acc = mcu_dc_bias(n, *row);
-        c->col -= (int32_t)n->fan_in;
-    }
+    if (fc_next_rows(n, y, row, &c->acc, &c->col) != MCU_DC_OK) return MCU_DC_ERR_CORRUPT_STREAM;
     c->acc += (uint32_t)(c->w * ((int32_t)c->x_end[c->col] - c->zp));
     return MCU_DC_OK;
 }
@@ -519,8 +525,7 @@ static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t
         if (ev == FCW_CORRUPT) return MCU_DC_ERR_CORRUPT_STREAM;
     }
     if (c->j.pos > c->j.end) return MCU_DC_ERR_CORRUPT_STREAM;
-    io->y[row++] = mcu_dc_requant_out(c->acc, n);
-    for (; row < n->rows; row++) io->y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    fc_last_rows(n, io->y, row, c->acc);
     return MCU_DC_OK;
 }
 #endif /* MCU_DC_FC_WINDOW */
@@ -561,18 +566,17 @@ static mcu_dc_status_t fc_joint_buffered(const mcu_dc_node_t *n, const mcu_dc_io
         }
     }
     if ((uint32_t)(p - h.data) * 8u - (uint32_t)nb > h.n_bits) return MCU_DC_ERR_CORRUPT_STREAM;
-    io->y[row++] = mcu_dc_requant_out(c->acc, n);
-    for (; row < n->rows; row++) io->y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n); /* empty rows */
+    fc_last_rows(n, io->y, row, c->acc);
     return MCU_DC_OK;
 }
 
 mcu_dc_status_t mcu_dc_fc_joint_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
     fc_joint_ctx_t c;
-    uint32_t i, row;
+    uint32_t i;
     int8_t cbz[MCU_DC_MAX_CODEBOOK + 1u]; /* the codebook (k <= 256 bytes) and a 0 for the filler */
-    if (n->n_entries == 0u) {
-        for (row = 0u; row < n->rows; row++) io->y[row] = mcu_dc_requant_out(mcu_dc_bias(n, row), n);
+    if (n->n_entries == 0u) { /* no entries: every row bias only */
+        fc_last_rows(n, io->y, 0u, mcu_dc_bias(n, 0u));
         return MCU_DC_OK;
     }
     for (i = 0u; i < n->codebook_len; i++) cbz[i] = n->codebook[i];

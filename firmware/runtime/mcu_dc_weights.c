@@ -289,6 +289,19 @@ static mcu_dc_status_t bitplane_validate(const mcu_dc_node_t *n, uint32_t bb)
     return MCU_DC_OK;
 }
 
+/* A Huffman section of a weight op over ``alphabet`` symbols: parsed and checked when the op has
+ * entries or names one, and not empty when it has entries. */
+static mcu_dc_status_t huff_section_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t bb, uint32_t off,
+                                             uint32_t alphabet)
+{
+    mcu_dc_huff_t h;
+    mcu_dc_status_t st;
+    if (n->n_entries == 0u && off == 0u) return MCU_DC_OK;
+    st = mcu_dc_huff_parse(blob, bb, off, alphabet, &h);
+    if (st != MCU_DC_OK) return st;
+    return (n->n_entries > 0u && h.n_symbols == 0u) ? MCU_DC_ERR_HUFFMAN_TABLE : MCU_DC_OK;
+}
+
 mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t bb)
 {
     const uint64_t total = (uint64_t)n->rows * n->fan_in;
@@ -309,32 +322,16 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
         if (!mcu_dc_section_ok(n->weights_off, total, bb)) return MCU_DC_ERR_OFFSET;
         return MCU_DC_OK;
     }
-    {
-        mcu_dc_huff_t hs, hr;
-        if (n->codebook_len < 1u || n->codebook_len > MCU_DC_MAX_CODEBOOK) return MCU_DC_ERR_PARAM;
-        if (n->index_bits < 1u || n->index_bits > MCU_DC_MAX_INDEX_BITS) return MCU_DC_ERR_PARAM;
-        if (n->n_entries > total) return MCU_DC_ERR_PARAM;
-        if (!mcu_dc_section_ok(n->codebook_off, n->codebook_len, bb)) return MCU_DC_ERR_OFFSET;
-        if (n->encoding == MCU_DC_ENC_HUFFMAN_JOINT) { /* one section: alphabet (k + 1) << b, 12-bit symbols */
-            const uint32_t alphabet = (n->codebook_len + 1u) << n->index_bits;
-            if (alphabet > 4096u || n->index_off != 0u) return MCU_DC_ERR_PARAM;
-            if (n->n_entries > 0u || n->weights_off != 0u) {
-                st = mcu_dc_huff_parse(blob, bb, n->weights_off, alphabet, &hs);
-                if (st != MCU_DC_OK) return st;
-                if (n->n_entries > 0u && hs.n_symbols == 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
-            }
-            return MCU_DC_OK;
-        }
-        if (n->n_entries > 0u || n->weights_off != 0u) {
-            st = mcu_dc_huff_parse(blob, bb, n->weights_off, n->codebook_len + 1u, &hs);
-            if (st != MCU_DC_OK) return st;
-            if (n->n_entries > 0u && hs.n_symbols == 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
-        }
-        if (n->n_entries > 0u || n->index_off != 0u) {
-            st = mcu_dc_huff_parse(blob, bb, n->index_off, 1u << n->index_bits, &hr);
-            if (st != MCU_DC_OK) return st;
-            if (n->n_entries > 0u && hr.n_symbols == 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
-        }
+    if (n->codebook_len < 1u || n->codebook_len > MCU_DC_MAX_CODEBOOK) return MCU_DC_ERR_PARAM;
+    if (n->index_bits < 1u || n->index_bits > MCU_DC_MAX_INDEX_BITS) return MCU_DC_ERR_PARAM;
+    if (n->n_entries > total) return MCU_DC_ERR_PARAM;
+    if (!mcu_dc_section_ok(n->codebook_off, n->codebook_len, bb)) return MCU_DC_ERR_OFFSET;
+    if (n->encoding == MCU_DC_ENC_HUFFMAN_JOINT) { /* one section: alphabet (k + 1) << b, 12-bit symbols */
+        const uint32_t alphabet = (n->codebook_len + 1u) << n->index_bits;
+        if (alphabet > 4096u || n->index_off != 0u) return MCU_DC_ERR_PARAM;
+        return huff_section_validate(n, blob, bb, n->weights_off, alphabet);
     }
-    return MCU_DC_OK;
+    st = huff_section_validate(n, blob, bb, n->weights_off, n->codebook_len + 1u);
+    if (st != MCU_DC_OK) return st;
+    return huff_section_validate(n, blob, bb, n->index_off, 1u << n->index_bits);
 }

@@ -169,18 +169,26 @@ def _huffman_section(
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     max_len = table.max_len
-    k = min(opts.lut_bits, max_len)
     data, n_bits = huffman.encode(symbols, table)
     counts = table.counts.astype("<u2")
     syms = table.symbols.astype("<u2")
+    layout = stream_layout(len(syms), n_bits, max_len, opts.lut_bits)
+    k = layout.lut_bits
     head = pad4(HUFF.struct.pack(max_len, k, len(syms), n_bits) + counts.tobytes() + syms.tobytes())
     lut = pad4(table.lut(k).astype("<u2").tobytes()) if k else b""
     payload = data + bytes(align4(len(data)) - len(data) + STREAM_SLACK_BYTES)
-    layout = StreamLayout(
-        n_symbols=len(syms), n_bits=n_bits, max_len=max_len, lut_bits=k,
-        table_bytes=len(head), lut_bytes=len(lut), data_bytes=len(payload),
-    )  # fmt: skip
+    assert (len(head), len(lut), len(payload)) == (layout.table_bytes, layout.lut_bytes, layout.data_bytes)
     return head + lut + payload, layout
+
+
+def stream_layout(n_symbols: int, n_bits: int, max_len: int, lut_bits: int) -> StreamLayout:
+    """The bytes of a Huffman section (docs/format.md) with these codes and at most ``lut_bits``."""
+    k = min(lut_bits, max_len)
+    return StreamLayout(
+        n_symbols=n_symbols, n_bits=n_bits, max_len=max_len, lut_bits=k,
+        table_bytes=align4(HUFF.size + 2 * max_len + 2 * n_symbols), lut_bytes=align4(2 << k) if k else 0,
+        data_bytes=align4((n_bits + 7) // 8) + STREAM_SLACK_BYTES,
+    )  # fmt: skip
 
 
 def joint_section_bytes(assign: np.ndarray, k: int, index_bits: int, max_code_len: int, lut_bits: int) -> int:
@@ -192,9 +200,7 @@ def joint_section_bytes(assign: np.ndarray, k: int, index_bits: int, max_code_le
     lengths = huffman.code_lengths(freqs, max_code_len)
     used = int((lengths > 0).sum())
     max_len = int(lengths.max()) if used else 0
-    n_bits = int((freqs * lengths).sum())
-    lut = align4(2 << min(lut_bits, max_len)) if min(lut_bits, max_len) else 0
-    return align4(HUFF.size + 2 * max_len + 2 * used) + lut + align4((n_bits + 7) // 8) + STREAM_SLACK_BYTES
+    return stream_layout(used, int((freqs * lengths).sum()), max_len, lut_bits).total
 
 
 def best_joint_index_bits(assign: np.ndarray, k: int, *, max_code_len: int = 12, lut_bits: int = 6) -> int:
@@ -304,32 +310,28 @@ def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, 
         raise FormatError(f"{where}: unknown weight encoding {f['encoding']}") from None
     r.span(f["bias_off"], 4 * rows, "bias")
     bias = np.frombuffer(r.data, dtype="<i4", count=rows, offset=f["bias_off"]).astype(np.int32)
-    if enc == Encoding.HUFFMAN_SPARSE:
+    if enc in (Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT):  # the same entries, coded two ways
         k, ib = f["codebook_len"], f["index_bits"]
         if not (1 <= k <= MAX_CODEBOOK and 1 <= ib <= MAX_INDEX_BITS):
             raise FormatError(f"{where}: codebook length {k} or index width {ib} invalid")
-        if f["n_entries"] > rows * fan_in:
-            raise FormatError(f"{where}: {f['n_entries']} sparse entries for a {rows}x{fan_in} matrix")
-        r.span(f["codebook_off"], k, "codebook")
-        codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
-        s = _read_huffman(r, f["weights_off"], f["n_entries"], k + 1, where + " weight stream")
-        rr = _read_huffman(r, f["index_off"], f["n_entries"], 1 << ib, where + " index stream")
-        assign = decode_relative(rr, s, rows, fan_in, k, where)
-    elif enc == Encoding.HUFFMAN_JOINT:
-        k, ib = f["codebook_len"], f["index_bits"]
-        if not joint_ok(k, ib):
+        if enc == Encoding.HUFFMAN_JOINT and not joint_ok(k, ib):
             raise FormatError(
                 f"{where}: HUFFMAN_JOINT codebook length {k} with index width {ib} is invalid "
                 "(1..256 entries, 1..8 bits, (k + 1) << bits <= 4096)"
             )
-        if f["index_off"] != 0:
+        if enc == Encoding.HUFFMAN_JOINT and f["index_off"] != 0:
             raise FormatError(f"{where}: HUFFMAN_JOINT has one stream; index_off must be 0")
         if f["n_entries"] > rows * fan_in:
             raise FormatError(f"{where}: {f['n_entries']} sparse entries for a {rows}x{fan_in} matrix")
         r.span(f["codebook_off"], k, "codebook")
         codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
-        joint = _read_huffman(r, f["weights_off"], f["n_entries"], (k + 1) << ib, where + " joint stream")
-        assign = decode_relative(joint & ((1 << ib) - 1), joint >> ib, rows, fan_in, k, where)
+        if enc == Encoding.HUFFMAN_JOINT:
+            e = _read_huffman(r, f["weights_off"], f["n_entries"], (k + 1) << ib, where + " joint stream")
+            rr, s = e & ((1 << ib) - 1), e >> ib
+        else:
+            s = _read_huffman(r, f["weights_off"], f["n_entries"], k + 1, where + " weight stream")
+            rr = _read_huffman(r, f["index_off"], f["n_entries"], 1 << ib, where + " index stream")
+        assign = decode_relative(rr, s, rows, fan_in, k, where)
     elif enc == Encoding.COLUMN_SPARSE:
         k = f["codebook_len"]
         if not 1 <= k <= colsparse.MAX_K:
