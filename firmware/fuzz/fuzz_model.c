@@ -187,10 +187,10 @@ typedef struct {
 
 #define MAX_REGIONS 256u
 
-static uint32_t huff_extent(const uint8_t *blob, uint32_t off)
+static uint32_t huff_extent(const uint8_t *blob, uint32_t off, uint32_t alphabet)
 {
     mcu_dc_huff_t h;
-    mcu_dc_huff_view(blob + off, &h);
+    mcu_dc_huff_view(blob + off, alphabet, &h);
     return (uint32_t)(h.data - (blob + off)) + h.data_len;
 }
 
@@ -227,11 +227,11 @@ static uint32_t coded_regions(const mcu_dc_model_t *m, region_t *r)
         r[k++].len = n.codebook_len;
         if (n.weights_off != 0u) {
             r[k].off = n.weights_off;
-            r[k++].len = huff_extent(m->blob, n.weights_off);
+            r[k++].len = huff_extent(m->blob, n.weights_off, (n.codebook_len + 1u) << n.index_bits);
         }
         if (n.index_off != 0u) {
             r[k].off = n.index_off;
-            r[k++].len = huff_extent(m->blob, n.index_off);
+            r[k++].len = huff_extent(m->blob, n.index_off, 1u << n.index_bits);
         }
     }
     return k;

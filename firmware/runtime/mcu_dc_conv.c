@@ -335,9 +335,9 @@ mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
         int32_t col = -1;
         const int joint = n->encoding == MCU_DC_ENC_HUFFMAN_JOINT; /* one code: symbol << b | run */
         const uint32_t b = n->index_bits, rmask = (1u << n->index_bits) - 1u;
-        mcu_dc_huff_view(n->weights, &hs);
+        mcu_dc_huff_view(n->weights, 0u, &hs); /* never compact (validated) */
         mcu_dc_bitreader_init(&bs, &hs);
-        mcu_dc_huff_view(joint ? n->weights : n->index, &hr); /* joint: a second reader, never advanced */
+        mcu_dc_huff_view(joint ? n->weights : n->index, 0u, &hr); /* joint: a second reader, never advanced */
         mcu_dc_bitreader_init(&br, &hr);
         fill_u32(scratch, mcu_dc_bias(n, 0u), chw);
         for (i = n->n_entries; i != 0u; i--) {

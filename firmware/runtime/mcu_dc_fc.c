@@ -208,8 +208,8 @@ static mcu_dc_status_t fc_huff_chunked(const mcu_dc_node_t *n, const mcu_dc_io_t
         c.col = -(int32_t)n->fan_in - 1; /* just before the first input */
         c.acc = mcu_dc_bias(n, 0u);
         c.zp = n->in_zp;
-        mcu_dc_huff_view(n->weights, &hs);
-        mcu_dc_huff_view(n->index, &hr);
+        mcu_dc_huff_view(n->weights, 0u, &hs); /* HUFFMAN_SPARSE: never compact (validated) */
+        mcu_dc_huff_view(n->index, 0u, &hr);
         mcu_dc_bitreader_init(&bs, &hs);
         mcu_dc_bitreader_init(&c.rd, &hr);
         while (left > 0u) {
@@ -254,7 +254,8 @@ static mcu_dc_status_t fc_huff_chunked(const mcu_dc_node_t *n, const mcu_dc_io_t
  * the final check (bits used <= n_bits) are out of the loop.
  */
 typedef struct {
-    const uint8_t *base;   /* the lookup table (its data follows in the same section) */
+    const uint8_t *base;   /* the lookup table (its data follows in the same section); or the data */
+    const uint16_t *lut;   /* the lookup table: base, or a decode table built in scratch */
     uint32_t pos;          /* bit position counted from base */
     uint32_t end;          /* n_bits, counted from base */
     uint32_t max_len;
@@ -278,9 +279,25 @@ static void fc_win_init(fc_win_t *r, const mcu_dc_huff_t *h)
     uint32_t off;
     mcu_dc_bitreader_init(&r->rd, h);
     r->base = (const uint8_t *)(const void *)h->lut;
+    r->lut = h->lut;
     off = (uint32_t)(h->data - r->base) * 8u;
     r->pos = off;
     r->end = off + h->n_bits;
+    r->max_len = h->max_len > 0u ? h->max_len : 1u;
+}
+
+/* A stream read through a decode table of 2^bits entries built in scratch (bits >= max_len:
+ * every code resolves in one lookup, the walk never runs); positions count from the data. */
+static void fc_win_init_table(fc_win_t *r, const mcu_dc_huff_t *h, const uint16_t *lut, uint32_t bits)
+{
+    mcu_dc_bitreader_init(&r->rd, h);
+    r->rd.lut = lut;
+    r->rd.lut_shift = 32u - bits;
+    r->rd.walk_len = bits + 1u;
+    r->base = h->data;
+    r->lut = lut;
+    r->pos = 0u;
+    r->end = h->n_bits;
     r->max_len = h->max_len > 0u ? h->max_len : 1u;
 }
 
@@ -374,8 +391,8 @@ static mcu_dc_status_t fc_huff_window(const mcu_dc_node_t *n, const mcu_dc_io_t 
         c.col = -(int32_t)n->fan_in - 1; /* just before the first input */
         c.acc = mcu_dc_bias(n, 0u);
         c.zp = n->in_zp;
-        mcu_dc_huff_view(n->weights, &hs);
-        mcu_dc_huff_view(n->index, &hr);
+        mcu_dc_huff_view(n->weights, 0u, &hs); /* HUFFMAN_SPARSE: never compact (validated) */
+        mcu_dc_huff_view(n->index, 0u, &hr);
         fc_win_init(&c.s, &hs);
         fc_win_init(&c.r, &hr);
         run = (hr.lut_bits == 6u && hs.lut_bits == 6u && n->in_zp == -128) ? fc_win_6_6_m128 : fc_win_any;
@@ -449,9 +466,11 @@ static mcu_dc_status_t fc_joint_cross(fc_joint_ctx_t *c, const mcu_dc_node_t *n,
 }
 
 #if MCU_DC_FC_WINDOW
-static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t sh, const uint32_t b, const int32_t zp)
+static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t sh, const uint32_t b, const int32_t zp,
+                                               const int walk)
 {
     const uint8_t *const base = c->j.base;
+    const uint16_t *const lut = c->j.lut;
     const uint32_t rmask = (1u << b) - 1u;
     uint32_t pos = c->j.pos, acc = c->acc, n = c->n, e;
     int32_t col = c->col, ev = FCW_DONE;
@@ -459,9 +478,9 @@ static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t 
     const int8_t *const cbz = c->cbz;
     for (;;) {
         const uint32_t win = fc_window(base, pos);
-        e = fc_lut(base, win >> sh);
-        if (MCU_DC_UNLIKELY(e == 0u)) { /* a code longer than the table */
-            MCU_DC_HUFF_WALK(e, win, &c->j.rd);
+        e = lut[win >> sh];
+        if (MCU_DC_UNLIKELY(e == 0u)) { /* a code longer than the table (walk), or no code */
+            if (walk) MCU_DC_HUFF_WALK(e, win, &c->j.rd);
             if (e == 0u) {
                 ev = FCW_CORRUPT;
                 break;
@@ -487,12 +506,17 @@ static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t 
 
 /* Specialised for the default 6-bit table, the usual run widths and the zero point -128
  * (uint8 inputs, ReLU outputs): constants instead of registers. */
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 3u, -128); }
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_4(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 4u, -128); }
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 5u, -128); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 3u, -128, 1); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_4(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 4u, -128, 1); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 5u, -128, 1); }
+/* A decode table in scratch, 12 bits wide (compact sections of the default code limit): every
+ * code resolves in it, so no walk (its registers stay free for the loop). */
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 3u, -128, 0); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 5u, -128, 0); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_7(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 7u, -128, 0); }
 MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_any(fc_joint_ctx_t *c)
 {
-    return fc_joint_body(c, c->j.rd.lut_shift, c->b, c->zp);
+    return fc_joint_body(c, c->j.rd.lut_shift, c->b, c->zp, 1);
 }
 
 static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t *io, fc_joint_ctx_t *c)
@@ -500,13 +524,24 @@ static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t
     mcu_dc_huff_t h;
     uint32_t row = 0u, left = n->n_entries;
     int (*run)(fc_joint_ctx_t *) = fc_joint_any;
-    mcu_dc_huff_view(n->weights, &h);
-    fc_win_init(&c->j, &h);
+    mcu_dc_huff_view(n->weights, (n->codebook_len + 1u) << n->index_bits, &h);
     c->b = n->index_bits;
-    if (h.lut_bits == 6u && n->in_zp == -128) {
-        if (n->index_bits == 3u) run = fc_joint_6_3;
-        if (n->index_bits == 4u) run = fc_joint_6_4;
-        if (n->index_bits == 5u) run = fc_joint_6_5;
+    if (n->table_bits > 0u) { /* compact section: build its decode table in scratch */
+        uint16_t *lut = (uint16_t *)(void *)io->scratch;
+        mcu_dc_huff_build_table(&h, lut, n->table_bits);
+        fc_win_init_table(&c->j, &h, lut, n->table_bits);
+        if (n->table_bits == 12u && n->in_zp == -128) {
+            if (n->index_bits == 3u) run = fc_joint_t12_3;
+            if (n->index_bits == 5u) run = fc_joint_t12_5;
+            if (n->index_bits == 7u) run = fc_joint_t12_7;
+        }
+    } else {
+        fc_win_init(&c->j, &h);
+        if (h.lut_bits == 6u && n->in_zp == -128) {
+            if (n->index_bits == 3u) run = fc_joint_6_3;
+            if (n->index_bits == 4u) run = fc_joint_6_4;
+            if (n->index_bits == 5u) run = fc_joint_6_5;
+        }
     }
     while (left > 0u) {
         uint32_t chunk;
@@ -541,8 +576,15 @@ static mcu_dc_status_t fc_joint_buffered(const mcu_dc_node_t *n, const mcu_dc_io
     uint32_t row = 0u, left = n->n_entries, e, buf;
     int32_t nb;
     const uint8_t *p;
-    mcu_dc_huff_view(n->weights, &h);
+    mcu_dc_huff_view(n->weights, (n->codebook_len + 1u) << n->index_bits, &h);
     mcu_dc_bitreader_init(&br, &h);
+    if (n->table_bits > 0u) { /* compact section: its decode table in scratch resolves every code */
+        uint16_t *lut = (uint16_t *)(void *)io->scratch;
+        mcu_dc_huff_build_table(&h, lut, n->table_bits);
+        br.lut = lut;
+        br.lut_shift = 32u - n->table_bits;
+        br.walk_len = n->table_bits + 1u;
+    }
     buf = br.buf;
     nb = br.nb;
     p = br.p;
@@ -588,8 +630,8 @@ mcu_dc_status_t mcu_dc_fc_joint_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io
     c.zp = n->in_zp;
     c.w = 0;
 #if MCU_DC_FC_WINDOW
-    /* the window reader addresses the data from its lookup table: it needs one */
-    if (n->weights[MCU_DC_HUF_LUT_BITS] > 0u) return fc_joint_window(n, io, &c);
+    /* the window reader needs a lookup table: in scratch (compact), or in the section */
+    if (n->table_bits > 0u || n->weights[MCU_DC_HUF_LUT_BITS] > 0u) return fc_joint_window(n, io, &c);
 #endif
     return fc_joint_buffered(n, io, &c);
 }
@@ -757,7 +799,11 @@ static mcu_dc_status_t fc_validate(const mcu_dc_node_t *n, const uint8_t *blob, 
 
 static uint64_t fc_scratch_size(const mcu_dc_node_t *n)
 {
-    return n->encoding == MCU_DC_ENC_COLUMN_SPARSE ? 4u * (uint64_t)n->rows : 0u; /* int32 per row */
+    if (n->encoding == MCU_DC_ENC_COLUMN_SPARSE) return 4u * (uint64_t)n->rows; /* int32 per row */
+    if (n->encoding == MCU_DC_ENC_HUFFMAN_JOINT && n->table_bits > 0u && n->table_bits <= MCU_DC_MAX_TABLE_BITS) {
+        return 2u << n->table_bits; /* the decode table, u16 entries */
+    }
+    return 0u;
 }
 
 const mcu_dc_op_impl_t mcu_dc_op_fc = {

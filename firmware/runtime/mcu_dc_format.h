@@ -16,6 +16,8 @@
 #define MCU_DC_MAX_INDEX_BITS     8u /* relative-index width */
 #define MCU_DC_MAX_HUFFMAN_LEN    15u /* longest Huffman code */
 #define MCU_DC_MAX_LUT_BITS       12u /* widest Huffman lookup table */
+#define MCU_DC_HUF_COMPACT        0x80u /* lut_bits of a compact Huffman section */
+#define MCU_DC_MAX_TABLE_BITS     12u /* widest decode table built in scratch (table_bits) */
 #define MCU_DC_NO_TENSOR          0xFFFFu /* an absent op input */
 
 /* Record sizes and field offsets (mcu_dc/core/layout.py; docs/format.md). */
@@ -63,6 +65,7 @@
 #define MCU_DC_OPD_ACT_MIN          26u /* i8 */
 #define MCU_DC_OPD_ACT_MAX          27u /* i8 */
 #define MCU_DC_OPD_SHIFT            28u /* u8 */
+#define MCU_DC_OPD_TABLE_BITS       29u /* u8 */
 #define MCU_DC_OPD_CODEBOOK_LEN     30u /* u16 */
 #define MCU_DC_OPD_MULTIPLIER       32u /* i32 */
 #define MCU_DC_OPD_MULTIPLIER_B     36u /* i32 */

@@ -10,18 +10,30 @@ const uint16_t mcu_dc_zero_lut[2] = {0u, 0u};
 /* bytes [off, off + len) lie inside a blob of size bb (no overflow) */
 static int in_blob(uint32_t off, uint32_t len, uint32_t bb) { return off <= bb && len <= bb - off; }
 
-void mcu_dc_huff_view(const uint8_t *sec, mcu_dc_huff_t *h)
+void mcu_dc_huff_view(const uint8_t *sec, uint32_t alphabet, mcu_dc_huff_t *h)
 {
     uint32_t p, data_bytes;
     h->max_len = sec[MCU_DC_HUF_MAX_LEN];
     h->lut_bits = sec[MCU_DC_HUF_LUT_BITS];
     h->n_symbols = mcu_dc_rd16(sec + MCU_DC_HUF_N_SYMBOLS);
     h->n_bits = mcu_dc_rd32(sec + MCU_DC_HUF_N_BITS);
+    h->compact = h->lut_bits == MCU_DC_HUF_COMPACT;
     p = MCU_DC_HUF_BYTES;
     h->counts = sec + p;
     p += 2u * h->max_len;
-    h->symbols = sec + p;
-    p = mcu_dc_align4(p + 2u * h->n_symbols);
+    if (h->compact) { /* bitmap over the alphabet, then a nibble per coded symbol */
+        h->lut_bits = 0u;
+        h->symbols = 0;
+        h->bitmap = sec + p;
+        p += (alphabet + 7u) / 8u;
+        h->lens = sec + p;
+        p = mcu_dc_align4(p + (h->n_symbols + 1u) / 2u);
+    } else {
+        h->bitmap = 0;
+        h->lens = 0;
+        h->symbols = sec + p;
+        p = mcu_dc_align4(p + 2u * h->n_symbols);
+    }
     if (h->lut_bits > 0u) {
         h->lut = (const uint16_t *)(const void *)(sec + p);
         p = mcu_dc_align4(p + (2u << h->lut_bits));
@@ -31,6 +43,82 @@ void mcu_dc_huff_view(const uint8_t *sec, mcu_dc_huff_t *h)
     h->data = sec + p;
     data_bytes = (h->n_bits >> 3) + ((h->n_bits & 7u) != 0u);
     h->data_len = mcu_dc_align4(data_bytes) + MCU_DC_STREAM_SLACK_BYTES;
+}
+
+static MCU_DC_ALWAYS_INLINE uint32_t compact_len(const mcu_dc_huff_t *h, uint32_t j) { return (h->lens[j >> 1] >> ((j & 1u) * 4u)) & 15u; }
+
+static MCU_DC_ALWAYS_INLINE uint32_t has_code(const mcu_dc_huff_t *h, uint32_t s) { return (h->bitmap[s >> 3] >> (s & 7u)) & 1u; }
+
+uint32_t mcu_dc_huff_symbol(const mcu_dc_huff_t *h, uint32_t i)
+{
+    uint32_t len, s, j = 0u;
+    if (!h->compact) return mcu_dc_rd16(h->symbols + 2u * i);
+    for (len = 1u; len <= h->max_len; len++) { /* the length of code number i, and its rank there */
+        uint32_t c = mcu_dc_rd16(h->counts + 2u * (len - 1u));
+        if (i < c) break;
+        i -= c;
+    }
+    for (s = 0u; j < h->n_symbols; s++) { /* validated: n_symbols bits set, below the alphabet */
+        if (!has_code(h, s)) continue;
+        if (compact_len(h, j++) == len) {
+            if (i == 0u) return s;
+            i--;
+        }
+    }
+    return 0u;
+}
+
+/* lut[lo .. lo + span) = v; span is 1, or even with lo even (codes shorter than the table). */
+static void fill_entries(uint16_t *lut, uint32_t lo, uint32_t span, uint16_t v)
+{
+    uint16_t *p = lut + lo, *end = p + span;
+    if (span == 1u) {
+        *p = v;
+        return;
+    }
+    for (; p < end; p += 2) { /* gcc merges the pair into one str */
+        p[0] = v;
+        p[1] = v;
+    }
+}
+
+void mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bits)
+{
+    uint32_t next[MCU_DC_MAX_HUFFMAN_LEN + 1u];
+    uint32_t len, first = 0u, filled = 0u, i, s = 0u;
+    for (len = 1u; len <= h->max_len; len++) { /* first canonical code of each length */
+        next[len] = first;
+        first = (first + mcu_dc_rd16(h->counts + 2u * (len - 1u))) << 1;
+    }
+    for (i = 0u; i < h->n_symbols; i++) {
+        uint32_t sym, span;
+        if (h->compact) { /* ascending symbols: within a length, canonical order */
+            uint32_t byte = h->bitmap[s >> 3] >> (s & 7u);
+            while (byte == 0u) { /* validated: a set bit follows */
+                s = (s & ~7u) + 8u;
+                byte = h->bitmap[s >> 3];
+            }
+            while ((byte & 1u) == 0u) {
+                byte >>= 1;
+                s++;
+            }
+            sym = s++;
+            len = compact_len(h, i);
+        } else { /* canonical order: the length from the counts */
+            uint32_t c = i;
+            sym = mcu_dc_rd16(h->symbols + 2u * i);
+            for (len = 1u; len <= h->max_len; len++) {
+                uint32_t n = mcu_dc_rd16(h->counts + 2u * (len - 1u));
+                if (c < n) break;
+                c -= n;
+            }
+        }
+        span = 1u << (bits - len);
+        fill_entries(lut, next[len]++ << (bits - len), span, (uint16_t)((len << 12) | sym));
+        filled += span;
+    }
+    /* canonical codes fill a prefix of the table; the rest are no code */
+    for (i = filled; i < (1u << bits); i++) lut[i] = 0u;
 }
 
 mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint32_t off, uint32_t alphabet,
@@ -45,15 +133,20 @@ mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint
     lut_bits = blob[off + MCU_DC_HUF_LUT_BITS];
     n_symbols = mcu_dc_rd16(blob + off + MCU_DC_HUF_N_SYMBOLS);
     n_bits = mcu_dc_rd32(blob + off + MCU_DC_HUF_N_BITS);
-    if (max_len > MCU_DC_MAX_HUFFMAN_LEN || lut_bits > MCU_DC_MAX_LUT_BITS || lut_bits > max_len) {
-        return MCU_DC_ERR_HUFFMAN_TABLE;
+    if (lut_bits == MCU_DC_HUF_COMPACT) { /* codes resolve in a table of at most MAX_TABLE_BITS */
+        if (max_len > MCU_DC_MAX_TABLE_BITS || alphabet > 4096u) return MCU_DC_ERR_HUFFMAN_TABLE;
+        p = mcu_dc_align4(MCU_DC_HUF_BYTES + 2u * max_len + (alphabet + 7u) / 8u + (n_symbols + 1u) / 2u);
+    } else {
+        if (max_len > MCU_DC_MAX_HUFFMAN_LEN || lut_bits > MCU_DC_MAX_LUT_BITS || lut_bits > max_len) {
+            return MCU_DC_ERR_HUFFMAN_TABLE;
+        }
+        /* every part up to the lookup table, then the coded data, must lie inside the blob */
+        p = mcu_dc_align4(MCU_DC_HUF_BYTES + 2u * max_len + 2u * n_symbols);
+        if (lut_bits > 0u) p = mcu_dc_align4(p + (2u << lut_bits));
     }
     if (n_bits > 0x7FFFFF00u) return MCU_DC_ERR_OFFSET;
-    /* every part up to the lookup table, then the coded data, must lie inside the blob */
-    p = mcu_dc_align4(MCU_DC_HUF_BYTES + 2u * max_len + 2u * n_symbols);
-    if (lut_bits > 0u) p = mcu_dc_align4(p + (2u << lut_bits));
     if (!in_blob(off, p, blob_bytes)) return MCU_DC_ERR_OFFSET;
-    mcu_dc_huff_view(blob + off, h);
+    mcu_dc_huff_view(blob + off, alphabet, h);
     if (!in_blob(off + p, h->data_len, blob_bytes)) return MCU_DC_ERR_OFFSET;
 
     /* counts: sum to n_symbols, Kraft sum <= 1 */
@@ -65,7 +158,19 @@ mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint
     }
     if (sum != h->n_symbols) return MCU_DC_ERR_HUFFMAN_TABLE;
     if (h->max_len == 0u && h->n_bits != 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
-    for (i = 0u; i < h->n_symbols; i++) {
+    if (h->compact) { /* n_symbols bits set, none past the alphabet; their lengths make the counts */
+        uint32_t per_len[MCU_DC_MAX_HUFFMAN_LEN + 1u] = {0u}, j = 0u, s;
+        for (s = 0u; s < ((alphabet + 7u) & ~7u); s++) {
+            if (!has_code(h, s)) continue;
+            if (s >= alphabet || j >= h->n_symbols) return MCU_DC_ERR_HUFFMAN_TABLE;
+            per_len[compact_len(h, j++)]++;
+        }
+        if (j != h->n_symbols || per_len[0] != 0u) return MCU_DC_ERR_HUFFMAN_TABLE;
+        for (i = 0u; i < h->max_len; i++) {
+            if (per_len[i + 1u] != mcu_dc_rd16(h->counts + 2u * i)) return MCU_DC_ERR_HUFFMAN_TABLE;
+        }
+    }
+    for (i = 0u; i < h->n_symbols && !h->compact; i++) {
         uint32_t s = mcu_dc_rd16(h->symbols + 2u * i);
         if (s >= alphabet || s > 0xFFFu) return MCU_DC_ERR_HUFFMAN_TABLE;
     }
@@ -92,7 +197,7 @@ int32_t mcu_dc_huff_decode_ref(const mcu_dc_huff_t *h, uint32_t *bitpos)
         code |= (int32_t)((h->data[pos >> 3] >> (7u - (pos & 7u))) & 1u);
         *bitpos = pos + 1u;
         count = (int32_t)mcu_dc_rd16(h->counts + 2u * (len - 1u));
-        if (code - first < count) return (int32_t)mcu_dc_rd16(h->symbols + 2u * (uint32_t)(index + code - first));
+        if (code - first < count) return (int32_t)mcu_dc_huff_symbol(h, (uint32_t)(index + code - first));
         index += count;
         first = (first + count) << 1;
         code <<= 1;
@@ -108,7 +213,7 @@ uint32_t mcu_dc_huff_decode_buf(const mcu_dc_huff_t *h, uint32_t buf)
         int32_t count = (int32_t)mcu_dc_rd16(h->counts + 2u * (len - 1u));
         code |= (int32_t)((buf >> (32u - len)) & 1u);
         if (code - first < count) {
-            return (len << 12) | mcu_dc_rd16(h->symbols + 2u * (uint32_t)(index + code - first));
+            return (len << 12) | mcu_dc_huff_symbol(h, (uint32_t)(index + code - first));
         }
         index += count;
         first = (first + count) << 1;

@@ -48,7 +48,10 @@ typedef struct {
     uint32_t n_bits;
     uint32_t n_symbols;
     uint32_t max_len;
-    uint32_t lut_bits;
+    uint32_t lut_bits;       /* 0 in a compact section */
+    uint32_t compact;        /* code lengths (bitmap, nibbles) instead of the symbol list */
+    const uint8_t *bitmap;   /* compact: bit s set = symbol s has a code */
+    const uint8_t *lens;     /* compact: 4-bit code lengths of those symbols, ascending, low nibble first */
 } mcu_dc_huff_t;
 
 /* One op, parsed: a version 2 op descriptor with its tensors' shapes, zero points and
@@ -70,6 +73,7 @@ typedef struct {
     uint32_t shift;
     int32_t multiplier, multiplier_b;
     uint32_t n_entries, codebook_len;
+    uint32_t table_bits;                         /* FC HUFFMAN_JOINT: decode table built in scratch (0 = none) */
     uint32_t codebook_off, bias_off, weights_off, index_off; /* absolute blob offsets, 0 = none */
     const int8_t *codebook;                      /* int8[codebook_len] */
     const uint8_t *bias;                         /* int32[rows], LE */
@@ -116,8 +120,16 @@ const mcu_dc_op_impl_t *mcu_dc_op_impl(uint32_t op);
  * range read as empty tensors; offsets outside the blob give NULL section pointers. */
 void mcu_dc_node_load(const mcu_dc_model_t *m, uint32_t i, mcu_dc_node_t *n);
 
-/* Pointers into the Huffman section starting at sec (no checks). */
-void mcu_dc_huff_view(const uint8_t *sec, mcu_dc_huff_t *h);
+/* Pointers into the Huffman section starting at sec (no checks); alphabet sizes a compact
+ * section's bitmap (ignored otherwise). */
+void mcu_dc_huff_view(const uint8_t *sec, uint32_t alphabet, mcu_dc_huff_t *h);
+
+/* Symbol number i of the canonical order (length, then symbol value). */
+uint32_t mcu_dc_huff_symbol(const mcu_dc_huff_t *h, uint32_t i);
+
+/* Fill lut[0 .. 2^bits) with the section's decode table ((length << 12) | symbol, 0 past
+ * the last code); bits >= max_len (validated), so every code resolves in one lookup. */
+void mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bits);
 
 /* Parse and validate the Huffman section at off; alphabet bounds every symbol. */
 mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint32_t off, uint32_t alphabet,

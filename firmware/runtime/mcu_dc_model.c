@@ -54,6 +54,7 @@ static void parse_v2(const mcu_dc_model_t *m, uint32_t i, mcu_dc_node_t *n)
     n->op = d[MCU_DC_OPD_OP];
     n->encoding = d[MCU_DC_OPD_ENCODING];
     n->index_bits = d[MCU_DC_OPD_INDEX_BITS];
+    n->table_bits = d[MCU_DC_OPD_TABLE_BITS];
     n->n_inputs = d[MCU_DC_OPD_N_INPUTS];
     n->in0 = mcu_dc_rd16(d + MCU_DC_OPD_INPUT0);
     n->in1 = mcu_dc_rd16(d + MCU_DC_OPD_INPUT1);

@@ -42,10 +42,11 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
     r->left = n->n_entries;
     r->joint = n->encoding == MCU_DC_ENC_HUFFMAN_JOINT;
     if (r->left > 0u) {
-        mcu_dc_huff_view(n->weights, &r->hs);
+        mcu_dc_huff_view(n->weights, (n->codebook_len + 1u) << n->index_bits, &r->hs);
+        if (r->hs.compact) r->fast = 0u; /* no symbol list for the canonical walk: the reference decoder */
         if (r->fast) mcu_dc_bitreader_init(&r->bs, &r->hs);
         if (!r->joint) {
-            mcu_dc_huff_view(n->index, &r->hr);
+            mcu_dc_huff_view(n->index, 0u, &r->hr);
             if (r->fast) mcu_dc_bitreader_init(&r->br, &r->hr);
         }
     }
@@ -299,6 +300,8 @@ static mcu_dc_status_t huff_section_validate(const mcu_dc_node_t *n, const uint8
     if (n->n_entries == 0u && off == 0u) return MCU_DC_OK;
     st = mcu_dc_huff_parse(blob, bb, off, alphabet, &h);
     if (st != MCU_DC_OK) return st;
+    /* a compact section goes with a decode table (table_bits) covering its longest code */
+    if (h.compact != (n->table_bits != 0u) || (h.compact && h.max_len > n->table_bits)) return MCU_DC_ERR_HUFFMAN_TABLE;
     return (n->n_entries > 0u && h.n_symbols == 0u) ? MCU_DC_ERR_HUFFMAN_TABLE : MCU_DC_OK;
 }
 
@@ -312,6 +315,11 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
         return MCU_DC_ERR_UNKNOWN_ENCODING;
     }
     if (n->rows == 0u || n->fan_in == 0u || total > 0x7FFFFFFFu) return MCU_DC_ERR_SHAPE;
+    /* a decode table in scratch: FC with HUFFMAN_JOINT only */
+    if (n->table_bits != 0u && (n->table_bits > MCU_DC_MAX_TABLE_BITS || n->op != MCU_DC_OP_FC ||
+                                n->encoding != MCU_DC_ENC_HUFFMAN_JOINT)) {
+        return MCU_DC_ERR_PARAM;
+    }
     if (n->shift < 1u || n->shift > 62u || n->multiplier < 0) return MCU_DC_ERR_PARAM;
     if (n->act_min > n->act_max) return MCU_DC_ERR_PARAM;
     if (!mcu_dc_section_ok(n->bias_off, 4u * (uint64_t)n->rows, bb)) return MCU_DC_ERR_OFFSET;

@@ -18,6 +18,49 @@ from mcu_dc.errors import ConfigError, FormatError
 MAX_LEN_LIMIT = 15
 MAX_LUT_BITS = 12
 MAX_SYMBOL = 4095  # LUT entries hold 12-bit symbols
+COMPACT_FLAG = 0x80  # lut_bits byte of a compact section: code lengths instead of a symbol list
+
+
+def compact_table(lengths: np.ndarray, alphabet: int) -> bytes:
+    """A compact section's table after its counts (docs/format.md, "Compact Huffman table"): a
+    bitmap of the symbols that have a code (``ceil(alphabet / 8)`` bytes, symbol ``8j + i`` in bit
+    ``i`` of byte ``j``), then each such symbol's code length, ascending symbols, two 4-bit lengths
+    per byte (low nibble first)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    used = np.flatnonzero(lengths > 0)
+    if len(lengths) != alphabet or (len(used) and int(lengths.max()) > 15):
+        raise ValueError("compact tables hold code lengths 1..15 for every symbol of the alphabet")
+    bits = np.zeros(-(-alphabet // 8) * 8, dtype=np.uint8)
+    bits[used] = 1
+    bitmap = np.packbits(bits, bitorder="little").tobytes()
+    nib = lengths[used].astype(np.uint8)
+    if len(nib) % 2:
+        nib = np.concatenate([nib, np.zeros(1, dtype=np.uint8)])
+    return bitmap + (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def compact_table_bytes(alphabet: int, n_symbols: int) -> int:
+    """Bytes of :func:`compact_table` for an alphabet with ``n_symbols`` coded symbols."""
+    return -(-alphabet // 8) + -(-n_symbols // 2)
+
+
+def read_compact_table(buf: bytes, alphabet: int, n_symbols: int, max_len: int) -> np.ndarray:
+    """Code length per alphabet symbol from a compact table; ``ValueError`` when it is inconsistent
+    (not ``n_symbols`` bits set, a bit past the alphabet, a length outside 1..``max_len``)."""
+    nb = -(-alphabet // 8)
+    if len(buf) < compact_table_bytes(alphabet, n_symbols):
+        raise ValueError("compact table runs past its section")
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8, count=nb), bitorder="little")
+    used = np.flatnonzero(bits)
+    if len(used) != n_symbols or (len(used) and int(used[-1]) >= alphabet):
+        raise ValueError(f"its bitmap marks {len(used)} symbols (want {n_symbols} below {alphabet})")
+    nib = np.frombuffer(buf, dtype=np.uint8, count=-(-n_symbols // 2), offset=nb)
+    ls = np.stack([nib & 15, nib >> 4], axis=1).ravel()[:n_symbols].astype(np.int64)
+    if n_symbols and (ls.min() < 1 or ls.max() > max_len):
+        raise ValueError(f"a code length is outside 1..{max_len}")
+    out = np.zeros(alphabet, dtype=np.int64)
+    out[used] = ls
+    return out
 
 
 def code_lengths(freqs: np.ndarray, max_len: int) -> np.ndarray:

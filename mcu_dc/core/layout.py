@@ -152,7 +152,9 @@ OP = _r(
     ("act_min", "i8", "output clamp (fused ReLU, ReLU6, clamp); MAXPOOL2D: -128"),
     ("act_max", "i8", "MAXPOOL2D: 127"),
     ("shift", "u8", "1..62 (conv, FC, average pool, ADD); else 0"),
-    ("reserved1", "pad1", "0"),
+    ("table_bits", "u8",
+     "FC with HUFFMAN_JOINT: 1..12 = its section is compact and the kernel builds a 2^table_bits-entry "
+     "decode table (2 << table_bits bytes) in the op's scratch; else 0"),
     ("codebook_len", "u16",
      "k, 1..256 (HUFFMAN_SPARSE; HUFFMAN_JOINT with (k + 1) << b <= 4096), 1..16 (COLUMN_SPARSE), "
      "1..2 (TERNARY, BINARY); else 0"),
@@ -172,7 +174,8 @@ OP = _r(
 HUFF = _r(
     "HUF", "Huffman section header (8 bytes)", 8,
     ("max_len", "u8", "longest code length used, 0..15 (0 only when the stream is empty)"),
-    ("lut_bits", "u8", "K, 0..12 and ≤ max_len; 0 = no lookup table"),
+    ("lut_bits", "u8", "K, 0..12 and ≤ max_len; 0 = no lookup table; 0x80 = compact section (code "
+     "lengths instead of the symbol list, no lookup table; docs/format.md, \"Compact Huffman table\")"),
     ("n_symbols", "u16", "distinct symbols with a code"),
     ("n_bits", "u32", "bits of coded data"),
 )  # fmt: skip

@@ -30,8 +30,9 @@ import numpy as np
 from mcu_dc.core import bitplanes, colsparse
 from mcu_dc.core.ir import IntegerModel
 from mcu_dc.core.ops import spec_of
-from mcu_dc.core.ops.weights import best_joint_index_bits
+from mcu_dc.core.ops.weights import best_joint_index_bits, joint_table_bits
 from mcu_dc.core.qmath import MAX_CODEBOOK, Encoding, Op
+from mcu_dc.core.sparse import encode_relative
 from mcu_dc.errors import ConfigError
 
 
@@ -52,6 +53,10 @@ PLANE_WORD, SET_BIT, INPUT, MAP_COMBINE, PLANE_ROW = 7.8, 9.0, 10.0, 12.0, 45.0
 # measured under QEMU on LeNet-300-100 (fc1 b = 6, fc2 b = 3: 927,900 instructions): pair codes are
 # longer than the table more often, so the canonical walk eats what the second decode saved.
 JOINT_ENTRY = 39.0
+# The same kernel with a compact section (``table_bits``): the decode table covers every code (no
+# canonical walk); per entry, plus building the table at each inference: per table entry and per
+# coded symbol. Fitted by bench/kernel_speed.py like the rest.
+JOINT_RAM_ENTRY, TABLE_ENTRY, TABLE_SYMBOL = 24.0, 1.5, 12.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class KernelCosts:
     per_map_combine: float = 0.0  # TERNARY / BINARY conv: per output position per channel (two maps)
     per_plane_row: float = 0.0  # TERNARY / BINARY FC: per row beyond per_row (the plane-sum calls)
     per_joint_entry: float = 0.0  # HUFFMAN_JOINT FC: per sparse entry (one Huffman decode, the MAC)
+    per_joint_ram_entry: float = 0.0  # the same with a compact section (the decode table in RAM)
+    per_table_entry: float = 0.0  # building that table: per entry (2 ** table_bits)
+    per_table_symbol: float = 0.0  # and per coded symbol
 
 
 # Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
@@ -90,6 +98,9 @@ M4_COSTS = KernelCosts(
     per_map_combine=MAP_COMBINE,
     per_plane_row=PLANE_ROW,
     per_joint_entry=JOINT_ENTRY,
+    per_joint_ram_entry=JOINT_RAM_ENTRY,
+    per_table_entry=TABLE_ENTRY,
+    per_table_symbol=TABLE_SYMBOL,
 )
 
 
@@ -153,6 +164,11 @@ def predict_instructions(
             )
         elif encoding == Encoding.HUFFMAN_SPARSE:
             n = c.per_entry * _sparse_entries(op)
+        elif encoding == Encoding.HUFFMAN_JOINT and int(getattr(op, "table_bits", 0)):
+            b, tb = int(op.index_bits), int(op.table_bits)
+            r, s = encode_relative(a, b, len(op.codebook))
+            symbols = len(np.unique((s.astype(np.int64) << b) | r))
+            n = c.per_joint_ram_entry * len(r) + c.per_table_entry * (1 << tb) + c.per_table_symbol * symbols
         elif encoding == Encoding.HUFFMAN_JOINT:
             n = c.per_joint_entry * _sparse_entries(op, joint=True)
         else:
@@ -170,8 +186,6 @@ def predict_instructions(
 
 
 def _sparse_entries(op: Any, joint: bool = False) -> int:
-    from mcu_dc.core.sparse import encode_relative
-
     b = best_joint_index_bits(op.assign, len(op.codebook)) if joint else _index_bits(op)
     r, _ = encode_relative(op.assign, b, len(op.codebook))
     return len(r)
@@ -188,21 +202,34 @@ def _index_bits(op: Any) -> int:
 
 
 def with_encodings(
-    model: IntegerModel, choice: dict[int, Encoding], *, max_code_len: int = 12, lut_bits: int = 6
+    model: IntegerModel,
+    choice: dict[int, Encoding],
+    *,
+    max_code_len: int = 12,
+    lut_bits: int = 6,
+    ram_tables: bool = True,
 ) -> IntegerModel:
     """A copy of ``model`` whose op ``i`` uses ``choice[i]`` (the arena is planned afresh). A
-    HUFFMAN_JOINT op takes the run width that codes it smallest with these Huffman settings."""
+    HUFFMAN_JOINT op takes the run width that codes it smallest with these Huffman settings; an FC
+    one, with ``ram_tables``, a compact section and a decode table in its scratch (``table_bits``:
+    its longest code, so the table resolves every code)."""
     m = copy.copy(model)
     m.layers = list(model.layers)
     for i, enc in choice.items():
         op = copy.copy(model.layers[i])
         op.encoding = Encoding(enc)
+        compact = ram_tables and op.op == Op.FC
+        if op.op == Op.FC:
+            op.table_bits = 0
         if enc == Encoding.HUFFMAN_SPARSE:
             op.index_bits = _index_bits(op)
         elif enc == Encoding.HUFFMAN_JOINT:
+            k = len(op.codebook)
             op.index_bits = best_joint_index_bits(
-                op.assign, len(op.codebook), max_code_len=max_code_len, lut_bits=lut_bits
+                op.assign, k, max_code_len=max_code_len, lut_bits=lut_bits, compact=compact
             )
+            if compact:
+                op.table_bits = joint_table_bits(op.assign, k, op.index_bits, max_code_len)
         m.layers[i] = op
     m.plan = None
     m.validate(m.name)
@@ -216,6 +243,7 @@ def layer_options(
     *,
     max_code_len: int = 12,
     lut_bits: int = 6,
+    ram_tables: bool = True,
 ) -> dict[int, list[Option]]:
     """For each weight op (by index), every encoding it can use with its bytes (packed with the Huffman
     settings the file will be written with) and predicted instructions."""
@@ -230,12 +258,15 @@ def layer_options(
         idx = [i for i, e in ops.items() if enc in e]
         if not idx:
             continue
-        trial = with_encodings(model, dict.fromkeys(idx, enc), max_code_len=max_code_len, lut_bits=lut_bits)
+        trial = with_encodings(
+            model, dict.fromkeys(idx, enc), max_code_len=max_code_len, lut_bits=lut_bits,
+            ram_tables=ram_tables,
+        )
         _, lay = encode_blob_with_layout(trial, max_code_len=max_code_len, lut_bits=lut_bits)
         for i in idx:
             act = float(activity.get(i, 1.0))
             out[i].append(
-                Option(enc, lay.layers[i].total, predict_instructions(model.layers[i], enc, act, costs))
+                Option(enc, lay.layers[i].total, predict_instructions(trial.layers[i], enc, act, costs))
             )
     return out
 
@@ -249,8 +280,11 @@ def choose(
     costs: KernelCosts = M4_COSTS,
     max_code_len: int = 12,
     lut_bits: int = 6,
+    ram_tables: bool = True,
 ) -> tuple[IntegerModel, dict[int, Option]]:
-    """The model re-encoded for ``objective``, and the option chosen for each weight op."""
+    """The model re-encoded for ``objective``, and the option chosen for each weight op. ``ram_tables``:
+    HUFFMAN_JOINT FC ops may store compact sections and build their decode table in the arena (up to
+    8 KB of scratch) instead of carrying symbol lists and a lookup table in flash."""
     try:
         objective = Objective(objective)
     except ValueError:
@@ -259,7 +293,9 @@ def choose(
         ) from None
     if slack < 0:
         raise ConfigError(f"the balanced objective's slack must be >= 0, got {slack}")
-    opts = layer_options(model, activity, costs, max_code_len=max_code_len, lut_bits=lut_bits)
+    opts = layer_options(
+        model, activity, costs, max_code_len=max_code_len, lut_bits=lut_bits, ram_tables=ram_tables
+    )
     smallest = {i: min(o, key=lambda x: (x.bytes, x.instructions)) for i, o in opts.items()}
     fastest = {i: min(o, key=lambda x: (x.instructions, x.bytes)) for i, o in opts.items()}
     if objective == Objective.SIZE:
@@ -283,7 +319,10 @@ def choose(
                 budget -= max(extra, 0)
                 pick[i] = o
     choice = {i: o.encoding for i, o in pick.items()}
-    return with_encodings(model, choice, max_code_len=max_code_len, lut_bits=lut_bits), pick
+    chosen = with_encodings(
+        model, choice, max_code_len=max_code_len, lut_bits=lut_bits, ram_tables=ram_tables
+    )
+    return chosen, pick
 
 
 def objective_meta(

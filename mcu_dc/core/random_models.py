@@ -36,6 +36,7 @@ from mcu_dc.core.ir import (
     Requant,
 )  # fmt: skip
 from mcu_dc.core.ops import REGISTRY, spec_of
+from mcu_dc.core.ops.weights import MAX_TABLE_BITS, joint_table_bits
 from mcu_dc.core.qmath import joint_index_bits, pair_requant
 
 
@@ -213,11 +214,15 @@ class GraphBuilder:
         enc, assign = fit_encoding(enc, assign, fc=fc, k=k)  # a fixed encoding this op cannot use: Huffman
         bias = rng.integers(-5000, 5000, size=rows).astype(np.int32)
         requant, index_bits = _requant(rng, fan_in), int(rng.integers(1, 9))
+        extra: dict[str, Any] = {}
         if enc == Encoding.HUFFMAN_JOINT:  # the widest run width its 12-bit alphabet allows (k <= 256: >= 3)
             index_bits = joint_index_bits(k, index_bits)
+            if fc:  # flash tables, a decode table just wide enough, or the widest
+                need = joint_table_bits(assign, k, index_bits)
+                extra["table_bits"] = int(rng.choice([0, need, MAX_TABLE_BITS]))
         return dict(
             codebook=codebook, assign=assign, bias=bias, requant=requant, out_zp=out_zp, act_min=amin,
-            act_max=amax, encoding=enc, index_bits=index_bits,
+            act_max=amax, encoding=enc, index_bits=index_bits, **extra,
         )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from mcu_dc.core import blob, huffman, layout
+from mcu_dc.core.ops.weights import MAX_TABLE_BITS
 from mcu_dc.core.qmath import (
     MAX_CODEBOOK,
     MAX_INDEX_BITS,
@@ -102,6 +103,8 @@ def _constants() -> list[tuple[str, str, str]]:
         ("MCU_DC_MAX_INDEX_BITS", f"{MAX_INDEX_BITS}u", "relative-index width"),
         ("MCU_DC_MAX_HUFFMAN_LEN", f"{huffman.MAX_LEN_LIMIT}u", "longest Huffman code"),
         ("MCU_DC_MAX_LUT_BITS", f"{huffman.MAX_LUT_BITS}u", "widest Huffman lookup table"),
+        ("MCU_DC_HUF_COMPACT", f"0x{huffman.COMPACT_FLAG:02X}u", "lut_bits of a compact Huffman section"),
+        ("MCU_DC_MAX_TABLE_BITS", f"{MAX_TABLE_BITS}u", "widest decode table built in scratch (table_bits)"),
         ("MCU_DC_NO_TENSOR", f"0x{NO_TENSOR:04X}u", "an absent op input"),
     ]
 

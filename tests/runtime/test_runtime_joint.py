@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_modelgen import assert_bit_exact_on_board, on_qemu, op_off, patch
+from runtime_modelgen import assert_bit_exact_on_board, fix_crc, on_qemu, op_off, patch
 
 from mcu_dc.core import layout as L
 from mcu_dc.core import objective
 from mcu_dc.core.blob import decode_blob, encode_blob, encode_blob_with_layout
 from mcu_dc.core.ir import FC, Conv2D, DepthwiseConv2D, InputKind, IntegerModel, Requant
 from mcu_dc.core.model_file import load
-from mcu_dc.core.ops.weights import best_joint_index_bits, joint_section_bytes
+from mcu_dc.core.ops.weights import best_joint_index_bits, joint_section_bytes, joint_table_bits
 from mcu_dc.core.qmath import Encoding, joint_index_bits, joint_ok
 from mcu_dc.core.random_models import random_graph
 from mcu_dc.core.simulator import simulate
@@ -263,3 +263,136 @@ def test_report_shows_the_pair_code_bits():
     assert all(r["index_bits_huffman"] == 0.0 and 2.0 < r["weight_bits_huffman"] < 8.0 for r in joint)
     md = to_markdown(rep)
     assert "| HUFFMAN_JOINT |" in md and "(pair)" in md and "in pair" in md
+
+
+# ---------------------------------------------------------------- compact sections, decode table in scratch
+
+
+def _compact(model: IntegerModel, wide: bool) -> IntegerModel:
+    """``model`` with its FC's joint section compact: a decode table just wide enough, or 12 bits."""
+    m = copy.copy(model)
+    fc = copy.copy(model.layers[0])
+    fc.table_bits = 12 if wide else joint_table_bits(fc.assign, len(fc.codebook), fc.index_bits)
+    m.layers, m.plan = [fc], None
+    m.validate(m.name)
+    return m
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    k=st.sampled_from([1, 2, 16, 31, 256]),
+    density=st.sampled_from([0.0, 0.05, 0.4, 1.0]),
+    b=st.integers(1, 8),
+    wide=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compact_sections_equal_the_simulator(runner, tmp_path, k, density, b, wide, seed):
+    """Round trip (codes, table_bits, scratch) and both FC kernels, fast and reference, bit-exact."""
+    model = _compact(_op_model("fc", seed, k, density, b), wide)
+    fc = model.layers[0]
+    blob = encode_blob(model)
+    back = decode_blob(blob)
+    assert back.layers[0].table_bits == fc.table_bits and np.array_equal(back.layers[0].assign, fc.assign)
+    assert back.plan.arena_bytes >= (2 << fc.table_bits)  # the decode table has its scratch
+    sec = int(np.frombuffer(blob, "<u4", 1, op_off(blob, 0, "weights_off"))[0])
+    assert blob[sec + L.HUFF.offsets["lut_bits"]] == 0x80 and blob[sec] <= fc.table_bits
+    _check(runner, tmp_path, model, _inputs(model, 5, seed))
+
+
+def test_compact_long_rows_fillers_and_crossings(runner, tmp_path):
+    rng = np.random.default_rng(4)
+    for rows, fan_in, density, b in [(300, 784, 0.03, 7), (40, 2000, 0.005, 3), (7, 100, 1.0, 1)]:
+        a = rng.integers(0, 16, size=(rows, fan_in)).astype(np.int16)
+        a[rng.random((rows, fan_in)) >= density] = -1
+        a[rows // 2] = -1
+        fc = FC("fc", (fan_in, 1, 1), rows, rng.integers(-128, 128, 16).astype(np.int8), a,
+                rng.integers(-9000, 9000, rows).astype(np.int32), Requant(1 << 29, 37), in_zp=-128, out_zp=3,
+                encoding=JOINT, index_bits=b, table_bits=joint_table_bits(a, 16, b))  # fmt: skip
+        m = IntegerModel([fc], (fan_in, 1, 1), 1 / 255, 0.05, 3, name=f"cw{rows}")
+        m.validate(m.name)
+        _check(runner, tmp_path, m, _inputs(m, 4, rows))
+
+
+def _section(blob: bytes) -> int:
+    return int(np.frombuffer(blob, "<u4", 1, op_off(blob, 0, "weights_off"))[0])
+
+
+def test_malformed_compact_sections_are_refused(runner, tmp_path):
+    model = _compact(_op_model("fc", 8, 16, 0.3, 4), wide=False)
+    fc = model.layers[0]
+    blob = encode_blob(model)
+    sec = _section(blob)
+    n_sym = int(np.frombuffer(blob, "<u2", 1, sec + L.HUFF.offsets["n_symbols"])[0])
+    bitmap = sec + L.HUFF.size + 2 * blob[sec]
+    alphabet = 17 << 4
+    cases = {
+        # a compact section without a decode table, and a table narrower than the longest code
+        "no table": patch(blob, L.OP, op_off(blob, 0, "table_bits"), "table_bits", 0),
+        "narrow table": patch(blob, L.OP, op_off(blob, 0, "table_bits"), "table_bits", blob[sec] - 1),
+    }
+    b = bytearray(blob)  # one more symbol marked in the bitmap than the counts hold
+    free = next(s for s in range(alphabet) if not (b[bitmap + s // 8] >> (s % 8)) & 1)
+    b[bitmap + free // 8] |= 1 << (free % 8)
+    cases["bitmap"] = fix_crc(b)
+    b = bytearray(blob)  # a code length changed: the lengths no longer make the counts
+    lens = bitmap + (alphabet + 7) // 8
+    b[lens] = (b[lens] & 0xF0) | ((b[lens] & 15) % blob[sec] + 1 if (b[lens] & 15) != 1 else 2)
+    cases["lengths"] = fix_crc(b)
+    assert n_sym > 2
+    for name, bad in cases.items():
+        for ref in (False, True):
+            st_ = _c_status(runner, tmp_path, bad, model, ref)
+            assert st_ in (Status.ERR_HUFFMAN_TABLE, Status.ERR_PARAM), (name, st_)
+        with pytest.raises(FormatError):
+            decode_blob(bad)
+    # a classic section with a decode table claimed; a decode table on a conv
+    classic = copy.copy(model)
+    op = copy.copy(fc)
+    op.table_bits = 0
+    classic.layers, classic.plan = [op], None
+    cb = encode_blob(classic)
+    bad = patch(cb, L.OP, op_off(cb, 0, "table_bits"), "table_bits", 12)
+    assert _c_status(runner, tmp_path, bad, classic) in (Status.ERR_HUFFMAN_TABLE, Status.ERR_ARENA_PLAN)
+    with pytest.raises(FormatError, match="table_bits"):
+        decode_blob(bad)
+    conv = _op_model("conv", 2, 16, 0.5, 3)
+    cv = encode_blob(conv)
+    bad = patch(cv, L.OP, op_off(cv, 0, "table_bits"), "table_bits", 8)
+    assert _c_status(runner, tmp_path, bad, conv) == Status.ERR_PARAM
+    with pytest.raises(FormatError, match="table_bits"):
+        decode_blob(bad)
+    op = copy.copy(fc)
+    op.table_bits = 13
+    with pytest.raises(ConfigError, match="table_bits"):
+        IntegerModel([op], model.input_shape, 1 / 255, 0.05, op.out_zp, name="x").validate("x")
+
+
+def test_size_objective_takes_compact_joint_on_lenet300():
+    """The committed LeNet-300-100: compact pair codes are the smallest coding of every layer."""
+    cm = load(RESULTS / "lenet300_size.mcudc")
+    m, _ = objective.choose(cm.model, "size")
+    fcs = [op for op in m.layers if hasattr(op, "codebook")]
+    assert all(op.encoding == JOINT and 1 <= op.table_bits <= 12 for op in fcs)
+    before = objective.with_encodings(cm.model, {}, ram_tables=False)  # as committed
+    assert len(encode_blob(m)) < 0.96 * len(encode_blob(before))
+    flash = objective.choose(cm.model, "size", ram_tables=False)[0]
+    assert all(getattr(op, "table_bits", 0) == 0 for op in flash.layers)
+
+
+def _compact_board_model() -> IntegerModel:
+    m = copy.copy(_board_model())
+    m.layers = list(m.layers)
+    for i in (2, 3):
+        fc = copy.copy(m.layers[i])
+        fc.table_bits = joint_table_bits(fc.assign, len(fc.codebook), fc.index_bits) + (i == 3)
+        m.layers[i] = fc
+    m.plan = None
+    m.validate(m.name)
+    return m
+
+
+@on_qemu
+@pytest.mark.parametrize("board", ["qemu-mps2-an386", "qemu-microbit"])
+def test_compact_joint_bit_exact_on_board(board: str, tmp_path: Path) -> None:
+    model = _compact_board_model()
+    assert_bit_exact_on_board(model, board, tmp_path, _inputs(model, 40, 9))

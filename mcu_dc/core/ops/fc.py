@@ -1,7 +1,8 @@
 """FC: a fully connected layer over its input tensor flattened in CHW order.
 
 Weights are ``W[out][in_c*in_h*in_w]``; output shape ``(out, 1, 1)``. No scratch, except
-with COLUMN_SPARSE weights: one int32 accumulator per output (the kernel walks columns).
+with COLUMN_SPARSE weights: one int32 accumulator per output (the kernel walks columns), and
+with compact HUFFMAN_JOINT weights: the decode table the kernel builds (``table_bits``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class FC:
     act_max: int = 127
     encoding: Encoding = Encoding.HUFFMAN_SPARSE
     index_bits: int = 5  # relative-index width (paper: 5 for FC)
+    # HUFFMAN_JOINT: 0 = the section carries its symbol list and lookup table; 1..12 = a compact
+    # section (code lengths only, codes <= table_bits) whose kernel builds a 2**table_bits-entry
+    # decode table in the op's scratch (2 << table_bits bytes) at each inference
+    table_bits: int = 0
     op: Op = field(default=Op.FC, init=False)
     inputs: tuple[int, ...] = ()
     output: int = -1
@@ -64,7 +69,11 @@ class FCSpec(OpSpec):
     has_weights = True
 
     def scratch_bytes(self, op: FC) -> int:
-        return 4 * op.out_features if op.encoding == Encoding.COLUMN_SPARSE else 0
+        if op.encoding == Encoding.COLUMN_SPARSE:
+            return 4 * op.out_features
+        if op.encoding == Encoding.HUFFMAN_JOINT and op.table_bits:
+            return 2 << op.table_bits  # the decode table, u16 entries
+        return 0
 
     def macs(self, op: FC) -> int:
         return int((np.asarray(op.assign) >= 0).sum())
@@ -87,8 +96,9 @@ class FCSpec(OpSpec):
     def unpack(self, f: dict[str, Any], r: SectionReader, name: str, io: IO) -> FC:
         c, h, w = io.in_shapes[0]
         out = io.out_shape[0]
-        common = wt.unpack_weights(f, r, out, c * h * w, name)
-        return FC(name, io.in_shapes[0], out, in_zp=io.in_zps[0], out_zp=io.out_zp, **common)
+        common = wt.unpack_weights(f, r, out, c * h * w, name, table_ok=True)
+        tb = int(f.get("table_bits", 0))
+        return FC(name, io.in_shapes[0], out, in_zp=io.in_zps[0], out_zp=io.out_zp, table_bits=tb, **common)
 
 
 register(FCSpec())

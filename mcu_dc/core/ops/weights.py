@@ -26,6 +26,7 @@ from mcu_dc.core.sparse import decode_relative, encode_relative
 from mcu_dc.errors import ConfigError, FormatError
 
 STREAM_SLACK_BYTES = 4
+MAX_TABLE_BITS = 12  # widest decode table a compact HUFFMAN_JOINT FC builds in its scratch (8 KB)
 
 
 def align4(n: int) -> int:
@@ -108,6 +109,9 @@ def check_weights(op: Any, rows: int, fan_in: int, where: str) -> None:
         if not 1 <= int(op.index_bits) <= MAX_INDEX_BITS:
             raise ConfigError(f"{where}: relative-index width {op.index_bits} is outside 1..{MAX_INDEX_BITS}")
     elif op.encoding == Encoding.HUFFMAN_JOINT:
+        tb = int(getattr(op, "table_bits", 0))
+        if not 0 <= tb <= MAX_TABLE_BITS:
+            raise ConfigError(f"{where}: decode table width table_bits {tb} is outside 0..{MAX_TABLE_BITS}")
         if not joint_ok(k, int(op.index_bits)):
             raise ConfigError(
                 f"{where}: HUFFMAN_JOINT needs (codebook entries + 1) << index_bits <= 4096 (12-bit "
@@ -126,6 +130,8 @@ def check_weights(op: Any, rows: int, fan_in: int, where: str) -> None:
         bitplanes.check_assign(op.assign, k, op.encoding, where)
     elif op.encoding != Encoding.DENSE_INT8:
         raise ConfigError(f"{where}: weight encoding {op.encoding!r} is not one a weight op can use")
+    if int(getattr(op, "table_bits", 0)) and op.encoding != Encoding.HUFFMAN_JOINT:
+        raise ConfigError(f"{where}: table_bits (a RAM decode table) is for HUFFMAN_JOINT weights only")
     cb = np.asarray(op.codebook, dtype=np.int64)
     if cb.size and (cb.min() < -128 or cb.max() > 127):
         raise ConfigError(f"{where}: codebook entries must be int8")
@@ -162,48 +168,90 @@ def requant_out(op: Any, acc: np.ndarray) -> np.ndarray:
 
 
 def _huffman_section(
-    symbols: np.ndarray, alphabet: int, opts: PackOptions, where: str
+    symbols: np.ndarray, alphabet: int, opts: PackOptions, where: str, table_bits: int = 0
 ) -> tuple[bytes, StreamLayout]:
+    """One Huffman section; ``table_bits`` > 0 writes the compact form (code lengths, no lookup table,
+    codes of at most ``table_bits`` bits: the kernel builds its table in the op's scratch)."""
+    limit = min(opts.max_code_len, table_bits) if table_bits else opts.max_code_len
     try:
-        table = huffman.build_table(symbols, alphabet, opts.max_code_len)
+        table = huffman.build_table(symbols, alphabet, limit)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     max_len = table.max_len
     data, n_bits = huffman.encode(symbols, table)
     counts = table.counts.astype("<u2")
-    syms = table.symbols.astype("<u2")
-    layout = stream_layout(len(syms), n_bits, max_len, opts.lut_bits)
-    k = layout.lut_bits
-    head = pad4(HUFF.struct.pack(max_len, k, len(syms), n_bits) + counts.tobytes() + syms.tobytes())
-    lut = pad4(table.lut(k).astype("<u2").tobytes()) if k else b""
+    if table_bits:
+        layout = stream_layout(int((table.lengths > 0).sum()), n_bits, max_len, 0, compact_alphabet=alphabet)
+        head = pad4(
+            HUFF.struct.pack(max_len, huffman.COMPACT_FLAG, layout.n_symbols, n_bits)
+            + counts.tobytes()
+            + huffman.compact_table(table.lengths, alphabet)
+        )
+        lut = b""
+    else:
+        syms = table.symbols.astype("<u2")
+        layout = stream_layout(len(syms), n_bits, max_len, opts.lut_bits)
+        k = layout.lut_bits
+        head = pad4(HUFF.struct.pack(max_len, k, len(syms), n_bits) + counts.tobytes() + syms.tobytes())
+        lut = pad4(table.lut(k).astype("<u2").tobytes()) if k else b""
     payload = data + bytes(align4(len(data)) - len(data) + STREAM_SLACK_BYTES)
     assert (len(head), len(lut), len(payload)) == (layout.table_bytes, layout.lut_bytes, layout.data_bytes)
     return head + lut + payload, layout
 
 
-def stream_layout(n_symbols: int, n_bits: int, max_len: int, lut_bits: int) -> StreamLayout:
-    """The bytes of a Huffman section (docs/format.md) with these codes and at most ``lut_bits``."""
-    k = min(lut_bits, max_len)
+def stream_layout(
+    n_symbols: int, n_bits: int, max_len: int, lut_bits: int, *, compact_alphabet: int = 0
+) -> StreamLayout:
+    """The bytes of a Huffman section (docs/format.md) with these codes and at most ``lut_bits``;
+    with ``compact_alphabet`` the compact form over that alphabet (no lookup table)."""
+    if compact_alphabet:
+        table = HUFF.size + 2 * max_len + huffman.compact_table_bytes(compact_alphabet, n_symbols)
+        k, lut_bytes = 0, 0
+    else:
+        table = HUFF.size + 2 * max_len + 2 * n_symbols
+        k = min(lut_bits, max_len)
+        lut_bytes = align4(2 << k) if k else 0
     return StreamLayout(
         n_symbols=n_symbols, n_bits=n_bits, max_len=max_len, lut_bits=k,
-        table_bytes=align4(HUFF.size + 2 * max_len + 2 * n_symbols), lut_bytes=align4(2 << k) if k else 0,
+        table_bytes=align4(table), lut_bytes=lut_bytes,
         data_bytes=align4((n_bits + 7) // 8) + STREAM_SLACK_BYTES,
     )  # fmt: skip
 
 
-def joint_section_bytes(assign: np.ndarray, k: int, index_bits: int, max_code_len: int, lut_bits: int) -> int:
-    """Bytes of the HUFFMAN_JOINT section of ``assign`` with ``index_bits``-bit runs (table, lookup
-    table and coded data, as :func:`pack_weights` writes it), from the code lengths alone."""
+def _joint_lengths(
+    assign: np.ndarray, k: int, index_bits: int, max_code_len: int
+) -> tuple[np.ndarray, np.ndarray]:
     r, s = encode_relative(assign, index_bits, k)
-    alphabet = (k + 1) << index_bits
-    freqs = np.bincount((s.astype(np.int64) << index_bits) | r, minlength=alphabet)
-    lengths = huffman.code_lengths(freqs, max_code_len)
+    freqs = np.bincount((s.astype(np.int64) << index_bits) | r, minlength=(k + 1) << index_bits)
+    return freqs, huffman.code_lengths(freqs, max_code_len)
+
+
+def joint_section_bytes(
+    assign: np.ndarray, k: int, index_bits: int, max_code_len: int, lut_bits: int, *, compact: bool = False
+) -> int:
+    """Bytes of the HUFFMAN_JOINT section of ``assign`` with ``index_bits``-bit runs (table, lookup
+    table and coded data, as :func:`pack_weights` writes it), from the code lengths alone; ``compact``:
+    the compact form with codes of at most ``min(max_code_len, MAX_TABLE_BITS)`` bits."""
+    if compact:
+        max_code_len = min(max_code_len, MAX_TABLE_BITS)
+    freqs, lengths = _joint_lengths(assign, k, index_bits, max_code_len)
     used = int((lengths > 0).sum())
     max_len = int(lengths.max()) if used else 0
-    return stream_layout(used, int((freqs * lengths).sum()), max_len, lut_bits).total
+    alphabet = ((k + 1) << index_bits) if compact else 0
+    n_bits = int((freqs * lengths).sum())
+    return stream_layout(used, n_bits, max_len, lut_bits, compact_alphabet=alphabet).total
 
 
-def best_joint_index_bits(assign: np.ndarray, k: int, *, max_code_len: int = 12, lut_bits: int = 6) -> int:
+def joint_table_bits(assign: np.ndarray, k: int, index_bits: int, max_code_len: int = 12) -> int:
+    """The decode-table width a compact HUFFMAN_JOINT FC needs: its longest code (at least 1), with
+    codes limited to ``min(max_code_len, MAX_TABLE_BITS)`` bits."""
+    _, lengths = _joint_lengths(assign, k, index_bits, min(max_code_len, MAX_TABLE_BITS))
+    return max(int(lengths.max(initial=0)), 1)
+
+
+def best_joint_index_bits(
+    assign: np.ndarray, k: int, *, max_code_len: int = 12, lut_bits: int = 6, compact: bool = False
+) -> int:
     """The run width (1..8, within HUFFMAN_JOINT's 12-bit alphabet) that stores ``assign`` in the
     fewest bytes; 0 when no width fits (``k`` over 255 needs at most 3 bits, so never for k <= 256).
     Dense-ish layers take 1 bit (a run of 0 or 1, longer gaps through fillers): the pair code then
@@ -212,7 +260,7 @@ def best_joint_index_bits(assign: np.ndarray, k: int, *, max_code_len: int = 12,
     for b in range(1, MAX_INDEX_BITS + 1):
         if not joint_ok(k, b):
             break
-        size = joint_section_bytes(assign, k, b, max_code_len, lut_bits)
+        size = joint_section_bytes(assign, k, b, max_code_len, lut_bits, compact=compact)
         if best is None or size < best[0]:
             best = (size, b)
     return best[1] if best else 0
@@ -262,7 +310,10 @@ def pack_weights(
         lay.index_stream = align4(len(sec))
     elif enc == Encoding.HUFFMAN_JOINT:
         joint = (s.astype(np.int64) << int(op.index_bits)) | r.astype(np.int64)
-        sec, lay.weight_stream = _huffman_section(joint, (k + 1) << int(op.index_bits), opts, "joint stream")
+        tb = int(getattr(op, "table_bits", 0))
+        alphabet = (k + 1) << int(op.index_bits)
+        sec, lay.weight_stream = _huffman_section(joint, alphabet, opts, "joint stream", tb)
+        f["table_bits"] = tb
         f["weights_off"] = w.put(sec)
         lay.weights = align4(len(sec))
     elif enc == Encoding.COLUMN_SPARSE:
@@ -280,19 +331,47 @@ def pack_weights(
     return f
 
 
-def _read_huffman(r: SectionReader, off: int, n: int, alphabet: int, where: str) -> np.ndarray:
+def _read_huffman(
+    r: SectionReader, off: int, n: int, alphabet: int, where: str, table_bits: int = 0
+) -> np.ndarray:
     r.span(off, HUFF.size, f"{where} Huffman section")
     max_len, k, n_sym, n_bits = HUFF.struct.unpack_from(r.data, off)
+    compact = k == huffman.COMPACT_FLAG
+    if compact != (table_bits > 0):
+        raise FormatError(
+            f"{where}: Huffman section at byte offset {off} is {'compact' if compact else 'not compact'} but "
+            f"the op descriptor's table_bits is {table_bits}: a compact section goes with table_bits 1.."
+            f"{MAX_TABLE_BITS}, any other with 0"
+        )
+    if compact:
+        k = 0
+        if max_len > table_bits:
+            raise FormatError(
+                f"{where}: compact Huffman section at byte offset {off} has codes of {max_len} bits, longer "
+                f"than the op's {table_bits}-bit decode table"
+            )
     if max_len > huffman.MAX_LEN_LIMIT or k > max_len or k > huffman.MAX_LUT_BITS:
         raise FormatError(
             f"{where}: Huffman header at byte offset {off} is invalid (max_len {max_len}, K {k})"
         )
     p = off + HUFF.size
-    r.span(off, HUFF.size + 2 * (max_len + n_sym), f"{where} Huffman table")
+    tab = huffman.compact_table_bytes(alphabet, n_sym) if compact else 2 * n_sym
+    r.span(off, HUFF.size + 2 * max_len + tab, f"{where} Huffman table")
     counts = np.frombuffer(r.data, dtype="<u2", count=max_len, offset=p).astype(np.int64)
     p += 2 * max_len
-    syms = np.frombuffer(r.data, dtype="<u2", count=n_sym, offset=p).astype(np.int64)
-    p = align4(p + 2 * n_sym)
+    if compact:
+        try:
+            lengths = huffman.read_compact_table(r.data[p : p + tab], alphabet, n_sym, max_len)
+        except ValueError as exc:
+            raise FormatError(
+                f"{where}: compact Huffman table at byte offset {p} is invalid: {exc}"
+            ) from None
+        if not np.array_equal(np.bincount(lengths[lengths > 0], minlength=max_len + 1)[1:], counts):
+            raise FormatError(f"{where}: compact Huffman table at byte offset {p} disagrees with its counts")
+        syms = huffman.canonical_table(lengths).symbols
+    else:
+        syms = np.frombuffer(r.data, dtype="<u2", count=n_sym, offset=p).astype(np.int64)
+    p = align4(p + tab)
     if counts.sum() != n_sym or (len(syms) and syms.max() >= alphabet):
         raise FormatError(f"{where}: Huffman table at byte offset {off} is inconsistent")
     p = align4(p + 2 * (1 << k)) if k else p
@@ -302,12 +381,21 @@ def _read_huffman(r: SectionReader, off: int, n: int, alphabet: int, where: str)
     return huffman.decode(r.data[p : p + (n_bits + 7) // 8], n_bits, counts, syms, n)
 
 
-def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, where: str) -> dict[str, Any]:
-    """The weight fields of the IR (codebook, assign, bias, requant, encoding, index_bits, act)."""
+def unpack_weights(
+    f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, where: str, *, table_ok: bool = False
+) -> dict[str, Any]:
+    """The weight fields of the IR (codebook, assign, bias, requant, encoding, index_bits, act).
+    ``table_ok``: the op may carry ``table_bits`` (an FC; the caller keeps the field)."""
     try:
         enc = Encoding(f["encoding"])
     except ValueError:
         raise FormatError(f"{where}: unknown weight encoding {f['encoding']}") from None
+    tb = int(f.get("table_bits", 0))
+    if tb and not (table_ok and enc == Encoding.HUFFMAN_JOINT and tb <= MAX_TABLE_BITS):
+        raise FormatError(
+            f"{where}: table_bits {tb} is only valid, as 1..{MAX_TABLE_BITS}, on an FC op with HUFFMAN_JOINT "
+            f"weights (this op: {enc.name}); the file is corrupt"
+        )
     r.span(f["bias_off"], 4 * rows, "bias")
     bias = np.frombuffer(r.data, dtype="<i4", count=rows, offset=f["bias_off"]).astype(np.int32)
     if enc in (Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT):  # the same entries, coded two ways
@@ -326,7 +414,8 @@ def unpack_weights(f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, 
         r.span(f["codebook_off"], k, "codebook")
         codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
         if enc == Encoding.HUFFMAN_JOINT:
-            e = _read_huffman(r, f["weights_off"], f["n_entries"], (k + 1) << ib, where + " joint stream")
+            tb = int(f.get("table_bits", 0))
+            e = _read_huffman(r, f["weights_off"], f["n_entries"], (k + 1) << ib, where + " joint stream", tb)
             rr, s = e & ((1 << ib) - 1), e >> ib
         else:
             s = _read_huffman(r, f["weights_off"], f["n_entries"], k + 1, where + " weight stream")
