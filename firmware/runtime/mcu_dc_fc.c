@@ -11,7 +11,9 @@
  *                       buffers, a chunk of weights decoded to the stack, then the indices
  *                       fused with the MAC).
  *   mcu_dc_fc_joint_s8  HUFFMAN_JOINT: the same entries, one Huffman code per (run, symbol):
- *                       one lookup per entry (window kernel; bit-buffer kernel on Cortex-M0).
+ *                       one lookup per entry (window kernel; bit-buffer kernel on Cortex-M0);
+ *                       a compact section (table_bits) has its full decode table built in
+ *                       the op's scratch first, so no code needs the canonical walk.
  *   mcu_dc_fc_colsparse_s8  COLUMN_SPARSE, the speed encoding: column by column, a zero
  *                       input skips its whole column, others add codebook[g] * x to the
  *                       row accumulators in scratch; a byte per kept weight, no decoding.
@@ -467,7 +469,7 @@ static mcu_dc_status_t fc_joint_cross(fc_joint_ctx_t *c, const mcu_dc_node_t *n,
 
 #if MCU_DC_FC_WINDOW
 static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t sh, const uint32_t b, const int32_t zp,
-                                               const int walk)
+                                               const int walk, const int test)
 {
     const uint8_t *const base = c->j.base;
     const uint16_t *const lut = c->j.lut;
@@ -479,7 +481,7 @@ static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t 
     for (;;) {
         const uint32_t win = fc_window(base, pos);
         e = lut[win >> sh];
-        if (MCU_DC_UNLIKELY(e == 0u)) { /* a code longer than the table (walk), or no code */
+        if (test && MCU_DC_UNLIKELY(e == 0u)) { /* a code longer than the table (walk), or no code */
             if (walk) MCU_DC_HUFF_WALK(e, win, &c->j.rd);
             if (e == 0u) {
                 ev = FCW_CORRUPT;
@@ -506,17 +508,21 @@ static MCU_DC_ALWAYS_INLINE int fc_joint_body(fc_joint_ctx_t *c, const uint32_t 
 
 /* Specialised for the default 6-bit table, the usual run widths and the zero point -128
  * (uint8 inputs, ReLU outputs): constants instead of registers. */
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 3u, -128, 1); }
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_4(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 4u, -128, 1); }
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 5u, -128, 1); }
-/* A decode table in scratch, 12 bits wide (compact sections of the default code limit): every
- * code resolves in it, so no walk (its registers stay free for the loop). */
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 3u, -128, 0); }
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 5u, -128, 0); }
-MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_7(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 7u, -128, 0); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 3u, -128, 1, 1); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_4(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 4u, -128, 1, 1); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_6_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 26u, 5u, -128, 1, 1); }
+/* A decode table in scratch, 12 bits wide (compact sections of the default code limit), of a
+ * complete code: every window resolves in it to a code, so neither a walk nor a test. */
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_3(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 3u, -128, 0, 0); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_5(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 5u, -128, 0, 0); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_t12_7(fc_joint_ctx_t *c) { return fc_joint_body(c, 20u, 7u, -128, 0, 0); }
+MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_any_table(fc_joint_ctx_t *c)
+{
+    return fc_joint_body(c, c->j.rd.lut_shift, c->b, c->zp, 0, 0);
+}
 MCU_DC_NOINLINE MCU_DC_HOT_O2 static int fc_joint_any(fc_joint_ctx_t *c)
 {
-    return fc_joint_body(c, c->j.rd.lut_shift, c->b, c->zp, 1);
+    return fc_joint_body(c, c->j.rd.lut_shift, c->b, c->zp, 1, 1);
 }
 
 static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t *io, fc_joint_ctx_t *c)
@@ -528,9 +534,10 @@ static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t
     c->b = n->index_bits;
     if (n->table_bits > 0u) { /* compact section: build its decode table in scratch */
         uint16_t *lut = (uint16_t *)(void *)io->scratch;
-        mcu_dc_huff_build_table(&h, lut, n->table_bits);
+        const int complete = mcu_dc_huff_build_table(&h, lut, n->table_bits);
         fc_win_init_table(&c->j, &h, lut, n->table_bits);
-        if (n->table_bits == 12u && n->in_zp == -128) {
+        if (complete) run = fc_joint_any_table;
+        if (complete && n->table_bits == 12u && n->in_zp == -128) {
             if (n->index_bits == 3u) run = fc_joint_t12_3;
             if (n->index_bits == 5u) run = fc_joint_t12_5;
             if (n->index_bits == 7u) run = fc_joint_t12_7;
@@ -580,7 +587,7 @@ static mcu_dc_status_t fc_joint_buffered(const mcu_dc_node_t *n, const mcu_dc_io
     mcu_dc_bitreader_init(&br, &h);
     if (n->table_bits > 0u) { /* compact section: its decode table in scratch resolves every code */
         uint16_t *lut = (uint16_t *)(void *)io->scratch;
-        mcu_dc_huff_build_table(&h, lut, n->table_bits);
+        (void)mcu_dc_huff_build_table(&h, lut, n->table_bits);
         br.lut = lut;
         br.lut_shift = 32u - n->table_bits;
         br.walk_len = n->table_bits + 1u;

@@ -3,6 +3,8 @@
  * validation, the bit-serial reference decoder and the canonical walk the fast LUT
  * decoder falls back to for codes longer than its table.
  */
+#include <string.h>
+
 #include "mcu_dc_internal.h"
 
 const uint16_t mcu_dc_zero_lut[2] = {0u, 0u};
@@ -68,42 +70,76 @@ uint32_t mcu_dc_huff_symbol(const mcu_dc_huff_t *h, uint32_t i)
     return 0u;
 }
 
-/* lut[lo .. lo + span) = v; span is 1, or even with lo even (codes shorter than the table). */
-static void fill_entries(uint16_t *lut, uint32_t lo, uint32_t span, uint16_t v)
+/* Trailing zero bits of x != 0: rbit + clz where the core has them (ARMv7-M, hosts). */
+#if (defined(__GNUC__) || defined(__clang__)) && (!defined(__ARM_ARCH) || __ARM_ARCH >= 7)
+#define HUFF_CTZ(x) ((uint32_t)__builtin_ctz(x))
+#else
+static uint32_t huff_ctz(uint32_t x)
 {
-    uint16_t *p = lut + lo, *end = p + span;
-    if (span == 1u) {
-        *p = v;
-        return;
+    uint32_t n = 0u;
+    while ((x & 1u) == 0u) {
+        x >>= 1;
+        n++;
     }
-    for (; p < end; p += 2) { /* gcc merges the pair into one str */
-        p[0] = v;
-        p[1] = v;
+    return n;
+}
+#define HUFF_CTZ(x) huff_ctz(x)
+#endif
+
+/* lut[p .. end) = v; the span is even and p 4-aligned (codes shorter than the table). Where
+ * unaligned 32-bit stores are allowed (so memcpy of 4 bytes is one str whatever gcc knows of
+ * p's alignment: ARMv7-M, hosts), two entries per store, eight per iteration; elsewhere
+ * (Cortex-M0) one 16-bit store each. */
+#if defined(__ARM_FEATURE_UNALIGNED) || !defined(__ARM_ARCH)
+static MCU_DC_ALWAYS_INLINE void fill_pairs(uint16_t *p, const uint16_t *end, uint16_t v)
+{
+    const uint32_t v2 = (uint32_t)v | ((uint32_t)v << 16);
+    while (end - p >= 8) {
+        memcpy(p, &v2, 4u);
+        memcpy(p + 2, &v2, 4u);
+        memcpy(p + 4, &v2, 4u);
+        memcpy(p + 6, &v2, 4u);
+        p += 8;
+    }
+    while (p < end) {
+        memcpy(p, &v2, 4u);
+        p += 2;
     }
 }
+#else
+static MCU_DC_ALWAYS_INLINE void fill_pairs(uint16_t *p, const uint16_t *end, uint16_t v)
+{
+    while (p < end) {
+        p[0] = v;
+        p[1] = v;
+        p += 2;
+    }
+}
+#endif
 
-void mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bits)
+int mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bits)
 {
     uint32_t next[MCU_DC_MAX_HUFFMAN_LEN + 1u];
-    uint32_t len, first = 0u, filled = 0u, i, s = 0u;
-    for (len = 1u; len <= h->max_len; len++) { /* first canonical code of each length */
-        next[len] = first;
+    uint32_t len, first = 0u, i, s = 0u, word = 0u;
+    uint16_t *const lut_end = lut + (1u << bits);
+    uint16_t *at;
+    for (len = 1u; len <= h->max_len; len++) { /* first canonical code of each length, as a slot */
+        next[len] = first << (bits - len);
         first = (first + mcu_dc_rd16(h->counts + 2u * (len - 1u))) << 1;
     }
     for (i = 0u; i < h->n_symbols; i++) {
         uint32_t sym, span;
         if (h->compact) { /* ascending symbols: within a length, canonical order */
-            uint32_t byte = h->bitmap[s >> 3] >> (s & 7u);
-            while (byte == 0u) { /* validated: a set bit follows */
-                s = (s & ~7u) + 8u;
-                byte = h->bitmap[s >> 3];
+            uint32_t tz;
+            if (word == 0u) { /* validated: a set bit follows; s is on a byte boundary here */
+                s = (s + 7u) & ~7u;
+                while ((word = h->bitmap[s >> 3]) == 0u) s += 8u;
             }
-            while ((byte & 1u) == 0u) {
-                byte >>= 1;
-                s++;
-            }
-            sym = s++;
-            len = compact_len(h, i);
+            tz = HUFF_CTZ(word);
+            sym = s + tz;
+            s = sym + 1u;
+            word >>= tz + 1u;
+            len = (h->lens[i >> 1] >> ((i & 1u) * 4u)) & 15u;
         } else { /* canonical order: the length from the counts */
             uint32_t c = i;
             sym = mcu_dc_rd16(h->symbols + 2u * i);
@@ -114,11 +150,19 @@ void mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bit
             }
         }
         span = 1u << (bits - len);
-        fill_entries(lut, next[len]++ << (bits - len), span, (uint16_t)((len << 12) | sym));
-        filled += span;
+        at = lut + next[len];
+        next[len] += span;
+        if (span == 1u) {
+            *at = (uint16_t)((len << 12) | sym);
+        } else {
+            fill_pairs(at, at + span, (uint16_t)((len << 12) | sym));
+        }
     }
     /* canonical codes fill a prefix of the table; the rest are no code */
-    for (i = filled; i < (1u << bits); i++) lut[i] = 0u;
+    at = lut + (h->max_len > 0u ? next[h->max_len] : 0u);
+    if (at == lut_end) return 1;
+    while (at < lut_end) *at++ = 0u;
+    return 0;
 }
 
 mcu_dc_status_t mcu_dc_huff_parse(const uint8_t *blob, uint32_t blob_bytes, uint32_t off, uint32_t alphabet,

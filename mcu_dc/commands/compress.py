@@ -100,6 +100,13 @@ def register(subparsers: Any) -> None:
         help="balanced: how much larger than the smallest blob the model may get (default 0.05 = 5 %%)",
     )
     p.add_argument(
+        "--flash-tables",
+        action="store_true",
+        help="keep Huffman symbol lists and lookup tables in flash instead of building the joint code's "
+        "decode table in up to 8 KB of arena scratch (config: ram_tables = false): no extra RAM, "
+        "slower and a little larger",
+    )
+    p.add_argument(
         "--plots", type=Path, default=None, help="write PNGs and sensitivity.json into this folder"
     )
     p.add_argument(
@@ -148,6 +155,8 @@ def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
         cfg.objective = args.objective
     if getattr(args, "slack", None) is not None:
         cfg.slack = args.slack
+    if getattr(args, "flash_tables", False):
+        cfg.ram_tables = False
     if getattr(args, "distill", False):
         cfg.distill.enabled = True
     cfg.validate()

@@ -24,6 +24,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--objective", choices=["size", "speed", "balanced"], required=True)
     p.add_argument("--slack", type=float, default=0.05, help="balanced: size margin (default 0.05 = 5 %%)")
     p.add_argument(
+        "--flash-tables",
+        action="store_true",
+        help="keep Huffman tables in flash instead of building the joint code's decode table in up to "
+        "8 KB of arena scratch",
+    )
+    p.add_argument(
         "--dataset", default=None, help="measure the inputs' activity on this dataset's test images"
     )
     p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset's files")
@@ -64,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         activity = None
     max_len, lut = coding_settings(cm)
     model, picks = choose(
-        cm.model, args.objective, activity=activity, slack=args.slack, max_code_len=max_len, lut_bits=lut
+        cm.model, args.objective, activity=activity, slack=args.slack, max_code_len=max_len, lut_bits=lut,
+        ram_tables=not args.flash_tables,
     )
     meta = {k: v for k, v in cm.meta.items() if k not in ("blob_layout", "report")}
     activity_from = f"{args.dataset} test images" if args.dataset else "none (worst case: no input is zero)"

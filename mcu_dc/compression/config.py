@@ -97,6 +97,10 @@ class CompressConfig:
     # fastest on a Cortex-M4, "balanced" the fastest within `slack` of the smallest blob
     objective: str = "size"
     slack: float = 0.05
+    # HUFFMAN_JOINT FC layers: compact tables (code lengths) whose decode table the kernel builds in
+    # up to 8 KB of arena scratch at each inference (faster, smaller); False keeps symbol lists and a
+    # lookup table in flash (no extra RAM)
+    ram_tables: bool = True
     seed: int = 0
     task: str = "auto"  # classification | regression | reconstruction | auto (the dataset's task)
 

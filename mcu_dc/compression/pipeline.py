@@ -325,6 +325,7 @@ def finish(
         slack=cfg.slack,
         max_code_len=cfg.max_code_len,
         lut_bits=cfg.lut_bits,
+        ram_tables=cfg.ram_tables,
     )
     say(
         f"encodings ({cfg.objective}): "

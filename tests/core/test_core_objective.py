@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,4 +127,29 @@ def test_config_objective_is_checked(tmp_path):
     assert cfg.objective == "speed" and cfg.slack == 0.2
     p.write_text('objective = "fastest"\n')
     with pytest.raises(ConfigError, match="objective"):
+        load_config(p, CompressConfig()).validate()
+
+
+def test_flash_tables_switch(tmp_path):
+    """`encode --flash-tables` (config `ram_tables = false`) keeps joint FC tables in flash: no
+    table_bits, no decode-table scratch; the default builds them in scratch (smaller blob, more arena)."""
+    from mcu_dc.compression.config import CompressConfig, load_config
+
+    src = Path(__file__).resolve().parents[2] / "bench" / "results" / "lenet300_size.mcudc"
+    outs = {}
+    for flag in ([], ["--flash-tables"]):
+        out = tmp_path / f"m{len(flag)}.mcudc"
+        cmd = [sys.executable, "-m", "mcu_dc", "encode", str(src), str(out), "--objective", "size", *flag]
+        subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+        outs[bool(flag)] = load(out).model
+    ram, flash = outs[False], outs[True]
+    assert all(op.table_bits > 0 for op in ram.layers if op.encoding == Encoding.HUFFMAN_JOINT)
+    assert all(getattr(op, "table_bits", 0) == 0 for op in flash.layers)
+    # the 12-bit table (8,192 B) may overlap a buffer dead at its op (fc2's table over the 784-byte input)
+    assert ram.plan.arena_bytes >= flash.plan.arena_bytes + 8192 - 1200
+    p = tmp_path / "c.toml"
+    p.write_text("ram_tables = false\n")
+    assert load_config(p, CompressConfig()).ram_tables is False
+    p.write_text('ram_tables = "no"\n')
+    with pytest.raises(ConfigError, match="ram_tables"):
         load_config(p, CompressConfig()).validate()
