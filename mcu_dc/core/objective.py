@@ -57,6 +57,9 @@ JOINT_ENTRY = 39.0
 # canonical walk); per entry, plus building the table at each inference: per table entry and per
 # coded symbol. Fitted by bench/kernel_speed.py like the rest.
 JOINT_RAM_ENTRY, TABLE_ENTRY, TABLE_SYMBOL = 21.5, 1.5, 12.0
+# DENSE_INT8 FC on the M4's DSP path (smlad, two rows at a time): LeNet-300-100 dense, 598,080
+# instructions for 266,200 weights (the conv family's dense walk keeps per_weight).
+DENSE_FC_WEIGHT = 2.2
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class KernelCosts:
     per_joint_ram_entry: float = 0.0  # the same with a compact section (the decode table in RAM)
     per_table_entry: float = 0.0  # building that table: per entry (2 ** table_bits)
     per_table_symbol: float = 0.0  # and per coded symbol
+    per_fc_weight: float = 0.0  # DENSE_INT8 FC: per stored weight when it differs from per_weight (DSP)
 
 
 # Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
@@ -101,6 +105,7 @@ M4_COSTS = KernelCosts(
     per_joint_ram_entry=JOINT_RAM_ENTRY,
     per_table_entry=TABLE_ENTRY,
     per_table_symbol=TABLE_SYMBOL,
+    per_fc_weight=DENSE_FC_WEIGHT,
 )
 
 
@@ -172,7 +177,7 @@ def predict_instructions(
         elif encoding == Encoding.HUFFMAN_JOINT:
             n = c.per_joint_entry * _sparse_entries(op, joint=True)
         else:
-            n = c.per_weight * rows * fan_in
+            n = (c.per_fc_weight or c.per_weight) * rows * fan_in
         return round(c.fixed + c.per_row * rows + n)
     _, oh, ow = op.conv_shape
     scatter = c.per_map_mac * kept * oh * ow
