@@ -463,8 +463,11 @@ def unpack_weights(
             )
         r.span(f["weights_off"], rows * fan_in, "dense weights")
         wts = np.frombuffer(r.data, dtype=np.int8, count=rows * fan_in, offset=f["weights_off"])
-        codebook, inverse = np.unique(wts, return_inverse=True)
-        assign = np.where(wts != 0, inverse, -1).astype(np.int16).reshape(rows, fan_in)
+        nz = wts != 0  # zeros are pruned weights: the codebook holds the non-zero values only
+        codebook, inverse = np.unique(wts[nz], return_inverse=True)
+        flat = np.full(rows * fan_in, -1, dtype=np.int16)
+        flat[nz] = inverse
+        assign = flat.reshape(rows, fan_in)
         codebook = codebook.astype(np.int8)
         ib = 0
     else:
