@@ -289,16 +289,12 @@ static void fc_win_init(fc_win_t *r, const mcu_dc_huff_t *h)
     r->max_len = h->max_len > 0u ? h->max_len : 1u;
 }
 
-/* A stream read through a decode table of 2^bits entries built in scratch (bits >= max_len:
- * every code resolves in one lookup, the walk never runs); positions count from the data. */
-static void fc_win_init_table(fc_win_t *r, const mcu_dc_huff_t *h, const uint16_t *lut, uint32_t bits)
+/* A stream read through the decode table its bit reader rd already points at (in scratch:
+ * fc_scratch_table); positions count from the data. */
+static void fc_win_init_table(fc_win_t *r, const mcu_dc_huff_t *h)
 {
-    mcu_dc_bitreader_init(&r->rd, h);
-    r->rd.lut = lut;
-    r->rd.lut_shift = 32u - bits;
-    r->rd.walk_len = bits + 1u;
     r->base = h->data;
-    r->lut = lut;
+    r->lut = r->rd.lut;
     r->pos = 0u;
     r->end = h->n_bits;
     r->max_len = h->max_len > 0u ? h->max_len : 1u;
@@ -460,6 +456,20 @@ typedef struct {
 #endif
 } fc_joint_ctx_t;
 
+/* A compact section's decode table, built in the op's scratch, as bit reader br's lookup
+ * table (bits >= max_len: every code resolves in it, so the walk never runs); returns 1 when
+ * the code is complete (no lookup can miss). */
+static int fc_scratch_table(const mcu_dc_node_t *n, const mcu_dc_io_t *io, const mcu_dc_huff_t *h,
+                            mcu_dc_bitreader_t *br)
+{
+    uint16_t *lut = (uint16_t *)(void *)io->scratch;
+    const int complete = mcu_dc_huff_build_table(h, lut, n->table_bits);
+    br->lut = lut;
+    br->lut_shift = 32u - n->table_bits;
+    br->walk_len = n->table_bits + 1u;
+    return complete;
+}
+
 /* Close rows until the column lies in the current one, then add the pending weight. */
 static mcu_dc_status_t fc_joint_cross(fc_joint_ctx_t *c, const mcu_dc_node_t *n, int8_t *y, uint32_t *row)
 {
@@ -534,9 +544,10 @@ static mcu_dc_status_t fc_joint_window(const mcu_dc_node_t *n, const mcu_dc_io_t
     mcu_dc_huff_view(n->weights, (n->codebook_len + 1u) << n->index_bits, &h);
     c->b = n->index_bits;
     if (n->table_bits > 0u) { /* compact section: build its decode table in scratch */
-        uint16_t *lut = (uint16_t *)(void *)io->scratch;
-        const int complete = mcu_dc_huff_build_table(&h, lut, n->table_bits);
-        fc_win_init_table(&c->j, &h, lut, n->table_bits);
+        int complete;
+        mcu_dc_bitreader_init(&c->j.rd, &h);
+        complete = fc_scratch_table(n, io, &h, &c->j.rd);
+        fc_win_init_table(&c->j, &h);
         if (complete) run = fc_joint_any_table;
         if (complete && n->table_bits == 12u && n->in_zp == -128) {
             if (n->index_bits == 3u) run = fc_joint_t12_3;
@@ -586,13 +597,7 @@ static mcu_dc_status_t fc_joint_buffered(const mcu_dc_node_t *n, const mcu_dc_io
     const uint8_t *p;
     mcu_dc_huff_view(n->weights, (n->codebook_len + 1u) << n->index_bits, &h);
     mcu_dc_bitreader_init(&br, &h);
-    if (n->table_bits > 0u) { /* compact section: its decode table in scratch resolves every code */
-        uint16_t *lut = (uint16_t *)(void *)io->scratch;
-        (void)mcu_dc_huff_build_table(&h, lut, n->table_bits);
-        br.lut = lut;
-        br.lut_shift = 32u - n->table_bits;
-        br.walk_len = n->table_bits + 1u;
-    }
+    if (n->table_bits > 0u) (void)fc_scratch_table(n, io, &h, &br); /* resolves every code */
     buf = br.buf;
     nb = br.nb;
     p = br.p;
@@ -741,7 +746,8 @@ mcu_dc_status_t mcu_dc_fc_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *i
  * or clang), -DMCU_DC_NO_DSP turns it off: two rows at a time, four inputs per step. The four
  * input bytes are widened once to two halfword pairs with the zero point subtracted (sxtab16,
  * plain and rotated by 8), each row's four weights to two pairs (sxtb16), and two smlad add
- * the four products: 15 instructions per 8 MACs. The sums are the plain loop's: int16 x int16
+ * the four products: 17 instructions per 8 MACs as gcc -Os compiles it (the input pointer is
+ * reloaded from the stack). The sums are the plain loop's: int16 x int16
  * products, 32-bit wrapping accumulation; the tail (fan_in % 4) and an odd last row take the
  * plain loop.
  */

@@ -127,28 +127,17 @@ int mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bits
         next[len] = first << (bits - len);
         first = (first + mcu_dc_rd16(h->counts + 2u * (len - 1u))) << 1;
     }
-    for (i = 0u; i < h->n_symbols; i++) {
-        uint32_t sym, span;
-        if (h->compact) { /* ascending symbols: within a length, canonical order */
-            uint32_t tz;
-            if (word == 0u) { /* validated: a set bit follows; s is on a byte boundary here */
-                s = (s + 7u) & ~7u;
-                while ((word = h->bitmap[s >> 3]) == 0u) s += 8u;
-            }
-            tz = HUFF_CTZ(word);
-            sym = s + tz;
-            s = sym + 1u;
-            word >>= tz + 1u;
-            len = (h->lens[i >> 1] >> ((i & 1u) * 4u)) & 15u;
-        } else { /* canonical order: the length from the counts */
-            uint32_t c = i;
-            sym = mcu_dc_rd16(h->symbols + 2u * i);
-            for (len = 1u; len <= h->max_len; len++) {
-                uint32_t n = mcu_dc_rd16(h->counts + 2u * (len - 1u));
-                if (c < n) break;
-                c -= n;
-            }
+    for (i = 0u; i < h->n_symbols; i++) { /* ascending symbols: within a length, canonical order */
+        uint32_t sym, span, tz;
+        if (word == 0u) { /* validated: a set bit follows; s is on a byte boundary here */
+            s = (s + 7u) & ~7u;
+            while ((word = h->bitmap[s >> 3]) == 0u) s += 8u;
         }
+        tz = HUFF_CTZ(word);
+        sym = s + tz;
+        s = sym + 1u;
+        word >>= tz + 1u;
+        len = compact_len(h, i);
         span = 1u << (bits - len);
         at = lut + next[len];
         next[len] += span;

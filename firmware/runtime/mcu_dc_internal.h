@@ -127,8 +127,8 @@ void mcu_dc_huff_view(const uint8_t *sec, uint32_t alphabet, mcu_dc_huff_t *h);
 /* Symbol number i of the canonical order (length, then symbol value). */
 uint32_t mcu_dc_huff_symbol(const mcu_dc_huff_t *h, uint32_t i);
 
-/* Fill lut[0 .. 2^bits) with the section's decode table ((length << 12) | symbol, 0 past
- * the last code); bits >= max_len (validated), so every code resolves in one lookup.
+/* Fill lut[0 .. 2^bits) with a compact section's decode table ((length << 12) | symbol, 0
+ * past the last code); bits >= max_len (validated), so every code resolves in one lookup.
  * Returns 1 when the code is complete (no 0 entry: every bit string decodes), else 0. */
 int mcu_dc_huff_build_table(const mcu_dc_huff_t *h, uint16_t *lut, uint32_t bits);
 

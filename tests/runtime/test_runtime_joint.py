@@ -164,6 +164,19 @@ def _c_status(runner: Path, tmp_path: Path, blob: bytes, model: IntegerModel, re
     return exc.value.status
 
 
+def _refused(
+    runner: Path, tmp_path: Path, bad: bytes, model: IntegerModel, statuses: tuple[int, ...],
+    *, refs: tuple[bool, ...] = (False,), match: str | None = None,
+) -> None:
+    """The C reader (fast, and reference where asked) stops ``bad`` with one of ``statuses``, and
+    the Python reader raises FormatError (matching ``match``)."""
+    for ref in refs:
+        st_ = _c_status(runner, tmp_path, bad, model, ref)
+        assert st_ in statuses, (ref, st_)
+    with pytest.raises(FormatError, match=match):
+        decode_blob(bad)
+
+
 def test_malformed_descriptors_and_streams_are_refused(runner, tmp_path):
     model = _op_model("fc", 3, 16, 0.3, 4)
     blob = encode_blob(model)
@@ -172,21 +185,14 @@ def test_malformed_descriptors_and_streams_are_refused(runner, tmp_path):
     assert r_entries.index_bits == 4
     # (k + 1) << b over 4096: 17 << 8
     bad = patch(blob, L.OP, op_off(blob, 0, "index_bits"), "index_bits", 8)
-    assert _c_status(runner, tmp_path, bad, model) == Status.ERR_PARAM
-    with pytest.raises(FormatError, match="HUFFMAN_JOINT"):
-        decode_blob(bad)
+    _refused(runner, tmp_path, bad, model, (Status.ERR_PARAM,), match="HUFFMAN_JOINT")
     # a second stream where there is one
     bad = patch(blob, L.OP, op_off(blob, 0, "index_off"), "index_off", 4)
-    assert _c_status(runner, tmp_path, bad, model) == Status.ERR_PARAM
-    with pytest.raises(FormatError, match="one stream"):
-        decode_blob(bad)
+    _refused(runner, tmp_path, bad, model, (Status.ERR_PARAM,), match="one stream")
     # more entries than the stream holds: the decoders run past its bits
     entries = int(np.frombuffer(blob, "<u4", 1, op_off(blob, 0, "n_entries"))[0])
     bad = patch(blob, L.OP, op_off(blob, 0, "n_entries"), "n_entries", entries + 3)
-    for ref in (False, True):
-        assert _c_status(runner, tmp_path, bad, model, ref) == Status.ERR_CORRUPT_STREAM
-    with pytest.raises(FormatError):
-        decode_blob(bad)
+    _refused(runner, tmp_path, bad, model, (Status.ERR_CORRUPT_STREAM,), refs=(False, True))
     # the IR refuses an alphabet over 12 bits before anything is written
     op = copy.copy(n)
     op.index_bits = 8
@@ -339,12 +345,10 @@ def test_malformed_compact_sections_are_refused(runner, tmp_path):
     b[lens] = (b[lens] & 0xF0) | ((b[lens] & 15) % blob[sec] + 1 if (b[lens] & 15) != 1 else 2)
     cases["lengths"] = fix_crc(b)
     assert n_sym > 2
-    for name, bad in cases.items():
-        for ref in (False, True):
-            st_ = _c_status(runner, tmp_path, bad, model, ref)
-            assert st_ in (Status.ERR_HUFFMAN_TABLE, Status.ERR_PARAM), (name, st_)
-        with pytest.raises(FormatError):
-            decode_blob(bad)
+    for bad in cases.values():
+        _refused(
+            runner, tmp_path, bad, model, (Status.ERR_HUFFMAN_TABLE, Status.ERR_PARAM), refs=(False, True)
+        )
     # a classic section with a decode table claimed; a decode table on a conv
     classic = copy.copy(model)
     op = copy.copy(fc)
@@ -352,15 +356,12 @@ def test_malformed_compact_sections_are_refused(runner, tmp_path):
     classic.layers, classic.plan = [op], None
     cb = encode_blob(classic)
     bad = patch(cb, L.OP, op_off(cb, 0, "table_bits"), "table_bits", 12)
-    assert _c_status(runner, tmp_path, bad, classic) in (Status.ERR_HUFFMAN_TABLE, Status.ERR_ARENA_PLAN)
-    with pytest.raises(FormatError, match="table_bits"):
-        decode_blob(bad)
+    statuses = (Status.ERR_HUFFMAN_TABLE, Status.ERR_ARENA_PLAN)
+    _refused(runner, tmp_path, bad, classic, statuses, match="table_bits")
     conv = _op_model("conv", 2, 16, 0.5, 3)
     cv = encode_blob(conv)
     bad = patch(cv, L.OP, op_off(cv, 0, "table_bits"), "table_bits", 8)
-    assert _c_status(runner, tmp_path, bad, conv) == Status.ERR_PARAM
-    with pytest.raises(FormatError, match="table_bits"):
-        decode_blob(bad)
+    _refused(runner, tmp_path, bad, conv, (Status.ERR_PARAM,), match="table_bits")
     op = copy.copy(fc)
     op.table_bits = 13
     with pytest.raises(ConfigError, match="table_bits"):

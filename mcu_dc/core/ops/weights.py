@@ -414,7 +414,6 @@ def unpack_weights(
         r.span(f["codebook_off"], k, "codebook")
         codebook = np.frombuffer(r.data, dtype=np.int8, count=k, offset=f["codebook_off"]).copy()
         if enc == Encoding.HUFFMAN_JOINT:
-            tb = int(f.get("table_bits", 0))
             e = _read_huffman(r, f["weights_off"], f["n_entries"], (k + 1) << ib, where + " joint stream", tb)
             rr, s = e & ((1 << ib) - 1), e >> ib
         else:
