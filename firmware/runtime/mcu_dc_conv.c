@@ -12,8 +12,9 @@
  *                                   channel's weights once straight from the Huffman streams (LUT
  *                                   decoder inlined) and scatters every kept weight over all
  *                                   output positions (bench/results/device_mnist_lenet5.md).
- *   mcu_dc_conv2d_s8                the registered run: the fused path for HUFFMAN_SPARSE,
- *                                   the weight reader + scatter for DENSE_INT8.
+ *   mcu_dc_conv2d_s8                the registered run: the gather kernel (mcu_dc_gather.c) when
+ *                                   the op asks for it, else the fused path for HUFFMAN_SPARSE and
+ *                                   HUFFMAN_JOINT, the weight reader + scatter for DENSE_INT8.
  *   mcu_dc_depthwise_conv2d_s8      the weight reader (LUT decoder) + scatter, any encoding
  *                                   but the bit-planes.
  *   mcu_dc_conv2d_ternary_s8,       TERNARY / BINARY: per output channel, the taps each
@@ -33,12 +34,20 @@ static void fill_u32(uint32_t *p, uint32_t v, uint32_t n)
     for (i = 0u; i < n; i++) p[i] = v;
 }
 
+/* (acc * mult + round) >> shift for shift >= 32 (s = shift - 32): a 32 x 32 -> 64-bit product, then the
+ * high word only. */
+static MCU_DC_ALWAYS_INLINE int32_t requant_hi(int32_t acc, int32_t mult, int64_t round, uint32_t s)
+{
+    return (int32_t)(((int64_t)acc * mult + round) >> 32) >> s;
+}
+
 /* Requantize one output channel of accumulators into y (out_h * out_w values): with a
  * fused pool, the max of each window of int32 accumulators first. The rule of
  * mcu_dc_requant_s8 with the op's constants hoisted out of the loop. */
-static void emit_channel(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y)
+MCU_DC_HOT_O2 void mcu_dc_conv_emit(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y)
 {
-    const int64_t round = (int64_t)1 << (n->shift - 1u), mult = n->multiplier;
+    const int64_t round = (int64_t)1 << (n->shift - 1u);
+    const int32_t mult = n->multiplier; /* 0 .. 2^31 - 1 (validated): 32 x 32 -> 64-bit products */
     const uint32_t shift = n->shift;
     const int64_t lo = n->act_min - n->out_zp, hi = n->act_max - n->out_zp; /* clamp before adding out_zp */
     const int32_t zp = n->out_zp;
@@ -46,6 +55,17 @@ static void emit_channel(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y)
     uint32_t i, oy, ox, ky, kx, count;
     if (n->pool_kh == 0u) {
         count = n->conv_h * cw;
+        if (shift >= 32u) { /* the usual case: the product's high word only */
+            const uint32_t s = shift - 32u;
+            const int32_t lo32 = (int32_t)lo, hi32 = (int32_t)hi;
+            for (i = 0u; i < count; i++) {
+                int32_t v = requant_hi((int32_t)acc[i], mult, round, s);
+                if (v < lo32) v = lo32;
+                if (v > hi32) v = hi32;
+                y[i] = (int8_t)(v + zp);
+            }
+            return;
+        }
         for (i = 0u; i < count; i++) {
             int64_t v = ((int64_t)(int32_t)acc[i] * mult + round) >> shift;
             if (v < lo) v = lo;
@@ -65,7 +85,7 @@ static void emit_channel(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y)
                     if (t > m) m = t;
                 }
             }
-            v = ((int64_t)m * mult + round) >> shift;
+            v = shift >= 32u ? requant_hi(m, mult, round, shift - 32u) : ((int64_t)m * mult + round) >> shift;
             if (v < lo) v = lo;
             if (v > hi) v = hi;
             *y++ = (int8_t)((int32_t)v + zp);
@@ -210,7 +230,7 @@ static mcu_dc_status_t conv_reader_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
         const int8_t *xc;
         while (oc < row) { /* channels before the entry's are complete */
             if (fast) {
-                emit_channel(n, acc, io->y + oc * ohw);
+                mcu_dc_conv_emit(n, acc, io->y + oc * ohw);
             } else {
                 emit_channel_ref(n, acc, io->y + oc * ohw);
             }
@@ -227,7 +247,7 @@ static mcu_dc_status_t conv_reader_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
     if (rc < 0) return MCU_DC_ERR_CORRUPT_STREAM;
     for (;;) {
         if (fast) {
-            emit_channel(n, acc, io->y + oc * ohw);
+            mcu_dc_conv_emit(n, acc, io->y + oc * ohw);
         } else {
             emit_channel_ref(n, acc, io->y + oc * ohw);
         }
@@ -302,7 +322,7 @@ static mcu_dc_status_t conv_bitplane_s8(const mcu_dc_node_t *n, const mcu_dc_io_
         sum_plane_row(n, io->x, p0, oc, binary, m0);
         if (c1 != 0u || binary) sum_plane_row(n, io->x, p1, oc, 0, m1);
         for (i = 0u; i < chw; i++) m0[i] = bias + c0 * m0[i] + c1 * m1[i];
-        emit_channel(n, m0, io->y + oc * ohw);
+        mcu_dc_conv_emit(n, m0, io->y + oc * ohw);
     }
     return MCU_DC_OK;
 }
@@ -335,24 +355,14 @@ mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
         int32_t col = -1;
         const int joint = n->encoding == MCU_DC_ENC_HUFFMAN_JOINT; /* one code: symbol << b | run */
         const uint32_t b = n->index_bits, rmask = (1u << n->index_bits) - 1u;
-        mcu_dc_huff_view(n->weights, 0u, &hs); /* never compact (validated) */
-        mcu_dc_bitreader_init(&bs, &hs);
-        mcu_dc_huff_view(joint ? n->weights : n->index, 0u, &hr); /* joint: a second reader, never advanced */
-        mcu_dc_bitreader_init(&br, &hr);
+        mcu_dc_entry_readers(n, 0u, &hs, &bs, &hr, &br); /* never compact (validated) */
         fill_u32(scratch, mcu_dc_bias(n, 0u), chw);
         for (i = n->n_entries; i != 0u; i--) {
             uint32_t r, s;
-            if (joint) {
-                MCU_DC_HUFF_NEXT(s, bs, &hs, corrupt);
-                r = s & rmask;
-                s >>= b;
-            } else {
-                MCU_DC_HUFF_NEXT(r, br, &hr, corrupt);
-                MCU_DC_HUFF_NEXT(s, bs, &hs, corrupt);
-            }
+            MCU_DC_HUFF_ENTRY(r, s, joint, b, rmask, bs, &hs, br, &hr, corrupt);
             col += (int32_t)r + 1;
             while (col >= fan_in) { /* channel done */
-                emit_channel(n, scratch, y + oc * ohw);
+                mcu_dc_conv_emit(n, scratch, y + oc * ohw);
                 if (++oc >= rows) goto corrupt;
                 fill_u32(scratch, mcu_dc_bias(n, oc), chw);
                 col -= fan_in;
@@ -366,7 +376,7 @@ mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t 
         if (mcu_dc_bitreader_used(&br, &hr) > hr.n_bits || mcu_dc_bitreader_used(&bs, &hs) > hs.n_bits) {
             goto corrupt;
         }
-        emit_channel(n, scratch, y + oc * ohw);
+        mcu_dc_conv_emit(n, scratch, y + oc * ohw);
         oc++;
     }
     for (; oc < rows; oc++) { /* channels without weights: bias only (a pool of a constant is the constant) */
@@ -380,6 +390,7 @@ corrupt:
 
 mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
+    if (n->gather != 0u) return mcu_dc_conv2d_gather_s8(n, io);
     switch (n->encoding) {
     case MCU_DC_ENC_HUFFMAN_SPARSE:
     case MCU_DC_ENC_HUFFMAN_JOINT:
@@ -458,7 +469,10 @@ static mcu_dc_status_t conv_geometry(const mcu_dc_node_t *n)
 static mcu_dc_status_t conv2d_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes)
 {
     mcu_dc_status_t st = conv_geometry(n);
-    return st != MCU_DC_OK ? st : mcu_dc_weights_validate(n, blob, blob_bytes);
+    if (st != MCU_DC_OK) return st;
+    /* the gather kernel: 0 or 1, its input addressed with 16-bit tap offsets */
+    if (n->gather > 1u || (n->gather != 0u && mcu_dc_gather_input_bytes(n) > 0xFFFFu)) return MCU_DC_ERR_PARAM;
+    return mcu_dc_weights_validate(n, blob, blob_bytes);
 }
 
 static mcu_dc_status_t depthwise_validate(const mcu_dc_node_t *n, const uint8_t *blob, uint32_t blob_bytes)
@@ -471,6 +485,7 @@ static mcu_dc_status_t depthwise_validate(const mcu_dc_node_t *n, const uint8_t 
 
 static uint64_t conv_family_scratch(const mcu_dc_node_t *n)
 {
+    if (n->gather != 0u) return mcu_dc_gather_scratch(n); /* CONV2D only (validated) */
     if (n->encoding == MCU_DC_ENC_TERNARY || n->encoding == MCU_DC_ENC_BINARY) {
         return 8u * (uint64_t)n->conv_h * n->conv_w; /* two maps of plane sums */
     }

@@ -47,14 +47,6 @@
 #endif
 #endif
 
-/* The fused loop is compiled with -O2's register allocation and block layout even in a
- * -Os build (gcc only; measured: -Os spills the loop's pointers to the stack). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define MCU_DC_HOT_O2 __attribute__((optimize("O2")))
-#else
-#define MCU_DC_HOT_O2
-#endif
-
 #ifndef MCU_DC_FC_CHUNK
 #define MCU_DC_FC_CHUNK 128u
 #endif
@@ -742,8 +734,7 @@ mcu_dc_status_t mcu_dc_fc_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *i
 }
 
 /*
- * DENSE_INT8 on cores with the DSP extension (Cortex-M4/M7: SIMD32 and unaligned loads; gcc
- * or clang), -DMCU_DC_NO_DSP turns it off: two rows at a time, four inputs per step. The four
+ * DENSE_INT8 on cores with the DSP extension (MCU_DC_DSP): two rows at a time, four inputs per step. The four
  * input bytes are widened once to two halfword pairs with the zero point subtracted (sxtab16,
  * plain and rotated by 8), each row's four weights to two pairs (sxtb16), and two smlad add
  * the four products: 17 instructions per 8 MACs as gcc -Os compiles it (the input pointer is
@@ -751,13 +742,6 @@ mcu_dc_status_t mcu_dc_fc_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *i
  * products, 32-bit wrapping accumulation; the tail (fan_in % 4) and an odd last row take the
  * plain loop.
  */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__ARM_FEATURE_SIMD32) && \
-    defined(__ARM_FEATURE_UNALIGNED) && !defined(MCU_DC_NO_DSP)
-#define MCU_DC_FC_DSP 1
-#else
-#define MCU_DC_FC_DSP 0
-#endif
-
 /* One row of the plain dot product from input j on. */
 static uint32_t fc_dense_tail(const int8_t *w, const int8_t *x, uint32_t j, uint32_t fan_in, int32_t zp, uint32_t acc)
 {
@@ -765,44 +749,7 @@ static uint32_t fc_dense_tail(const int8_t *w, const int8_t *x, uint32_t j, uint
     return acc;
 }
 
-#if MCU_DC_FC_DSP
-static MCU_DC_ALWAYS_INLINE uint32_t dsp_ld32(const int8_t *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, 4u); /* one unaligned ldr */
-    return v;
-}
-static MCU_DC_ALWAYS_INLINE uint32_t dsp_sxtb16(uint32_t v)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
-    return r;
-}
-static MCU_DC_ALWAYS_INLINE uint32_t dsp_sxtb16_ror8(uint32_t v)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-static MCU_DC_ALWAYS_INLINE uint32_t dsp_sxtab16(uint32_t a, uint32_t v)
-{
-    uint32_t r;
-    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(v));
-    return r;
-}
-static MCU_DC_ALWAYS_INLINE uint32_t dsp_sxtab16_ror8(uint32_t a, uint32_t v)
-{
-    uint32_t r;
-    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
-    return r;
-}
-static MCU_DC_ALWAYS_INLINE uint32_t dsp_smlad(uint32_t a, uint32_t b, uint32_t acc)
-{
-    uint32_t r;
-    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
-
+#if MCU_DC_DSP
 MCU_DC_NOINLINE MCU_DC_HOT_O2 static void fc_dense_dsp(const mcu_dc_node_t *n, const int8_t *x, int8_t *y)
 {
     const int8_t *w = (const int8_t *)(const void *)n->weights;
@@ -814,14 +761,14 @@ MCU_DC_NOINLINE MCU_DC_HOT_O2 static void fc_dense_dsp(const mcu_dc_node_t *n, c
         const int8_t *w0 = w + row * fan_in, *w1 = w0 + fan_in;
         uint32_t a0 = mcu_dc_bias(n, row), a1 = mcu_dc_bias(n, row + 1u);
         for (j = 0u; j < n4; j += 4u) {
-            const uint32_t xv = dsp_ld32(x + j);
-            const uint32_t x02 = dsp_sxtab16(off, xv), x13 = dsp_sxtab16_ror8(off, xv);
-            uint32_t wv = dsp_ld32(w0 + j);
-            a0 = dsp_smlad(dsp_sxtb16(wv), x02, a0);
-            a0 = dsp_smlad(dsp_sxtb16_ror8(wv), x13, a0);
-            wv = dsp_ld32(w1 + j);
-            a1 = dsp_smlad(dsp_sxtb16(wv), x02, a1);
-            a1 = dsp_smlad(dsp_sxtb16_ror8(wv), x13, a1);
+            const uint32_t xv = mcu_dc_dsp_ld32(x + j);
+            const uint32_t x02 = mcu_dc_dsp_sxtab16(off, xv), x13 = mcu_dc_dsp_sxtab16_ror8(off, xv);
+            uint32_t wv = mcu_dc_dsp_ld32(w0 + j);
+            a0 = mcu_dc_dsp_smlad(mcu_dc_dsp_sxtb16(wv), x02, a0);
+            a0 = mcu_dc_dsp_smlad(mcu_dc_dsp_sxtb16_ror8(wv), x13, a0);
+            wv = mcu_dc_dsp_ld32(w1 + j);
+            a1 = mcu_dc_dsp_smlad(mcu_dc_dsp_sxtb16(wv), x02, a1);
+            a1 = mcu_dc_dsp_smlad(mcu_dc_dsp_sxtb16_ror8(wv), x13, a1);
         }
         y[row] = mcu_dc_requant_out(fc_dense_tail(w0, x, n4, fan_in, zp, a0), n);
         y[row + 1u] = mcu_dc_requant_out(fc_dense_tail(w1, x, n4, fan_in, zp, a1), n);
@@ -830,18 +777,18 @@ MCU_DC_NOINLINE MCU_DC_HOT_O2 static void fc_dense_dsp(const mcu_dc_node_t *n, c
         const int8_t *w0 = w + row * fan_in;
         uint32_t a0 = mcu_dc_bias(n, row);
         for (j = 0u; j < n4; j += 4u) {
-            const uint32_t xv = dsp_ld32(x + j), wv = dsp_ld32(w0 + j);
-            a0 = dsp_smlad(dsp_sxtb16(wv), dsp_sxtab16(off, xv), a0);
-            a0 = dsp_smlad(dsp_sxtb16_ror8(wv), dsp_sxtab16_ror8(off, xv), a0);
+            const uint32_t xv = mcu_dc_dsp_ld32(x + j), wv = mcu_dc_dsp_ld32(w0 + j);
+            a0 = mcu_dc_dsp_smlad(mcu_dc_dsp_sxtb16(wv), mcu_dc_dsp_sxtab16(off, xv), a0);
+            a0 = mcu_dc_dsp_smlad(mcu_dc_dsp_sxtb16_ror8(wv), mcu_dc_dsp_sxtab16_ror8(off, xv), a0);
         }
         y[row] = mcu_dc_requant_out(fc_dense_tail(w0, x, n4, fan_in, zp, a0), n);
     }
 }
-#endif /* MCU_DC_FC_DSP */
+#endif /* MCU_DC_DSP */
 
 mcu_dc_status_t mcu_dc_fc_dense_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io)
 {
-#if MCU_DC_FC_DSP
+#if MCU_DC_DSP
     fc_dense_dsp(n, io->x, io->y);
 #else
     const int8_t *w = (const int8_t *)(const void *)n->weights;

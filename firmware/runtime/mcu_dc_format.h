@@ -50,6 +50,7 @@
 #define MCU_DC_OPD_INPUT0           4u /* u16 */
 #define MCU_DC_OPD_INPUT1           6u /* u16 */
 #define MCU_DC_OPD_OUTPUT           8u /* u16 */
+#define MCU_DC_OPD_GATHER           10u /* u8 */
 #define MCU_DC_OPD_KERNEL_H         12u /* u16 */
 #define MCU_DC_OPD_KERNEL_W         14u /* u16 */
 #define MCU_DC_OPD_STRIDE_H         16u /* u8 */

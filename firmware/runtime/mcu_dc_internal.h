@@ -31,6 +31,75 @@
 #define MCU_DC_NO_IF_CONVERSION
 #endif
 
+/* A hot loop is compiled with -O2's register allocation and block layout even in a -Os build
+ * (gcc only; measured: -Os spills the loops' pointers to the stack). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MCU_DC_HOT_O2 __attribute__((optimize("O2")))
+#else
+#define MCU_DC_HOT_O2
+#endif
+
+/* The Cortex-M4/M7 DSP extension (SIMD32 and unaligned loads; gcc or clang): the dense FC and
+ * the gather convolution use it; -DMCU_DC_NO_DSP turns it off (the plain loops then run). */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__ARM_FEATURE_SIMD32) && \
+    defined(__ARM_FEATURE_UNALIGNED) && !defined(MCU_DC_NO_DSP)
+#define MCU_DC_DSP 1
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_ld32(const int8_t *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4u); /* one unaligned ldr */
+    return v;
+}
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_sxtb16(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_sxtb16_ror8(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+/* a + the sign-extended bytes 0 and 2 of v, per halfword (wrapping) */
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_sxtab16(uint32_t a, uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+}
+/* a + the sign-extended bytes 1 and 3 of v, per halfword (wrapping) */
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_sxtab16_ror8(uint32_t a, uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+}
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_smlad(uint32_t a, uint32_t b, uint32_t acc)
+{
+    uint32_t r;
+    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+/* acc + (int16)a * (int16)b: the low halfwords */
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_smlabb(uint32_t a, uint32_t b, uint32_t acc)
+{
+    uint32_t r;
+    __asm__("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+/* acc + (int16)(a >> 16) * (int16)b: a's high halfword */
+static MCU_DC_ALWAYS_INLINE uint32_t mcu_dc_dsp_smlatb(uint32_t a, uint32_t b, uint32_t acc)
+{
+    uint32_t r;
+    __asm__("smlatb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+#else
+#define MCU_DC_DSP 0
+#endif
+
 /* Little-endian reads of header fields (any alignment). */
 static inline uint32_t mcu_dc_rd16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
 static inline uint32_t mcu_dc_rd32(const uint8_t *p)
@@ -74,6 +143,7 @@ typedef struct {
     int32_t multiplier, multiplier_b;
     uint32_t n_entries, codebook_len;
     uint32_t table_bits;                         /* FC HUFFMAN_JOINT: decode table built in scratch (0 = none) */
+    uint32_t gather;                             /* CONV2D: 1 = the gather kernel (mcu_dc_gather.c) */
     uint32_t codebook_off, bias_off, weights_off, index_off; /* absolute blob offsets, 0 = none */
     const int8_t *codebook;                      /* int8[codebook_len] */
     const uint8_t *bias;                         /* int32[rows], LE */
@@ -242,6 +312,33 @@ static inline uint32_t mcu_dc_bitreader_used(const mcu_dc_bitreader_t *br, const
         (OUT) = e_ & 0xFFFu;                                                                     \
     } while (0)
 
+/* The readers of a weight op's sparse entries: HUFFMAN_JOINT's one stream (bs over hs; br over the
+ * same section, never advanced) or HUFFMAN_SPARSE's symbol (bs) and relative-index (br) streams;
+ * alphabet sizes a compact joint section's bitmap. */
+static inline void mcu_dc_entry_readers(const mcu_dc_node_t *n, uint32_t alphabet, mcu_dc_huff_t *hs,
+                                        mcu_dc_bitreader_t *bs, mcu_dc_huff_t *hr, mcu_dc_bitreader_t *br)
+{
+    mcu_dc_huff_view(n->weights, alphabet, hs);
+    mcu_dc_bitreader_init(bs, hs);
+    mcu_dc_huff_view(n->encoding == MCU_DC_ENC_HUFFMAN_JOINT ? n->weights : n->index, 0u, hr);
+    mcu_dc_bitreader_init(br, hr);
+}
+
+/* The next sparse entry's run R and symbol S (uint32_t) from those readers: one joint code (symbol <<
+ * B | run, RMASK = (1 << B) - 1) or a relative index then a symbol; jumps to CORRUPT like
+ * MCU_DC_HUFF_NEXT. */
+#define MCU_DC_HUFF_ENTRY(R, S, JOINT, B, RMASK, BS, HS, BR, HR, CORRUPT)                     \
+    do {                                                                                     \
+        if (JOINT) {                                                                         \
+            MCU_DC_HUFF_NEXT(S, BS, HS, CORRUPT);                                            \
+            (R) = (S) & (RMASK);                                                             \
+            (S) >>= (B);                                                                     \
+        } else {                                                                             \
+            MCU_DC_HUFF_NEXT(R, BR, HR, CORRUPT);                                            \
+            MCU_DC_HUFF_NEXT(S, BS, HS, CORRUPT);                                            \
+        }                                                                                    \
+    } while (0)
+
 /* The one rounding rule (ROUNDING_HALF_UP) with saturation. acc is the int32
  * accumulator carried in a uint32_t (wrapping arithmetic, exact for valid models). */
 static inline int8_t mcu_dc_requant_s8(uint32_t acc, const mcu_dc_node_t *n)
@@ -305,6 +402,10 @@ typedef struct {
 } mcu_dc_wreader_t;
 
 void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast);
+
+/* A fast reader of a compact HUFFMAN_JOINT section (table_bits): builds its decode table in lut
+ * (u16[1 << table_bits], the caller's scratch) and decodes through it. Call after init. */
+void mcu_dc_wreader_use_table(mcu_dc_wreader_t *r, uint16_t *lut);
 
 /* COLUMN_SPARSE (docs/format.md, "Column-sparse stream"): the stream after the section's
  * u32 length, and one column's byte count (a varint: bytes summed while they are 255).
@@ -371,6 +472,12 @@ mcu_dc_status_t mcu_dc_fc_s8_ref(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 /* mcu_dc_conv.c (scratch: uint32_t[conv_h * conv_w], one output channel of accumulators) */
 mcu_dc_status_t mcu_dc_conv2d_huff_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_conv2d_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+/* One output channel of accumulators (uint32_t[conv_h * conv_w]) to y: the fused max pool, requantized. */
+void mcu_dc_conv_emit(const mcu_dc_node_t *n, const uint32_t *acc, int8_t *y);
+/* mcu_dc_gather.c: CONV2D with gather = 1 (scratch: mcu_dc_gather_scratch bytes) */
+mcu_dc_status_t mcu_dc_conv2d_gather_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
+uint64_t mcu_dc_gather_scratch(const mcu_dc_node_t *n);
+uint64_t mcu_dc_gather_input_bytes(const mcu_dc_node_t *n); /* in_c * padded h * padded w */
 /* TERNARY / BINARY (scratch: two uint32_t[conv_h * conv_w] maps of plane sums) */
 mcu_dc_status_t mcu_dc_conv2d_ternary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);
 mcu_dc_status_t mcu_dc_conv2d_binary_s8(const mcu_dc_node_t *n, const mcu_dc_io_t *io);

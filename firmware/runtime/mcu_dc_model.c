@@ -55,6 +55,7 @@ static void parse_v2(const mcu_dc_model_t *m, uint32_t i, mcu_dc_node_t *n)
     n->encoding = d[MCU_DC_OPD_ENCODING];
     n->index_bits = d[MCU_DC_OPD_INDEX_BITS];
     n->table_bits = d[MCU_DC_OPD_TABLE_BITS];
+    n->gather = d[MCU_DC_OPD_GATHER];
     n->n_inputs = d[MCU_DC_OPD_N_INPUTS];
     n->in0 = mcu_dc_rd16(d + MCU_DC_OPD_INPUT0);
     n->in1 = mcu_dc_rd16(d + MCU_DC_OPD_INPUT1);

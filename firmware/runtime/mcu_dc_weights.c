@@ -52,6 +52,18 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
     }
 }
 
+void mcu_dc_wreader_use_table(mcu_dc_wreader_t *r, uint16_t *lut)
+{
+    const uint32_t bits = r->n->table_bits;
+    if (!r->joint || !r->hs.compact || r->left == 0u || bits == 0u) return;
+    (void)mcu_dc_huff_build_table(&r->hs, lut, bits); /* bits >= max_len (validated): every code resolves */
+    mcu_dc_bitreader_init(&r->bs, &r->hs);
+    r->bs.lut = lut;
+    r->bs.lut_shift = 32u - bits;
+    r->bs.walk_len = bits + 1u; /* an empty entry is no code: corrupt */
+    r->fast = 1u;
+}
+
 /* The next Huffman entry's (run, symbol) with the chosen decoder; 0, or -1 if corrupt. */
 static int huff_entry(mcu_dc_wreader_t *r, uint32_t *run, uint32_t *sym)
 {
@@ -315,11 +327,12 @@ mcu_dc_status_t mcu_dc_weights_validate(const mcu_dc_node_t *n, const uint8_t *b
         return MCU_DC_ERR_UNKNOWN_ENCODING;
     }
     if (n->rows == 0u || n->fan_in == 0u || total > 0x7FFFFFFFu) return MCU_DC_ERR_SHAPE;
-    /* a decode table in scratch: FC with HUFFMAN_JOINT only */
-    if (n->table_bits != 0u && (n->table_bits > MCU_DC_MAX_TABLE_BITS || n->op != MCU_DC_OP_FC ||
-                                n->encoding != MCU_DC_ENC_HUFFMAN_JOINT)) {
+    /* a decode table in scratch: HUFFMAN_JOINT on an FC or a gather CONV2D only */
+    if (n->table_bits != 0u && (n->table_bits > MCU_DC_MAX_TABLE_BITS || n->encoding != MCU_DC_ENC_HUFFMAN_JOINT ||
+                                !(n->op == MCU_DC_OP_FC || (n->op == MCU_DC_OP_CONV2D && n->gather != 0u)))) {
         return MCU_DC_ERR_PARAM;
     }
+    if (n->gather != 0u && n->op != MCU_DC_OP_CONV2D) return MCU_DC_ERR_PARAM; /* the gather kernel: CONV2D only */
     if (n->shift < 1u || n->shift > 62u || n->multiplier < 0) return MCU_DC_ERR_PARAM;
     if (n->act_min > n->act_max) return MCU_DC_ERR_PARAM;
     if (!mcu_dc_section_ok(n->bias_off, 4u * (uint64_t)n->rows, bb)) return MCU_DC_ERR_OFFSET;

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mcu_dc.commands.kernel_options import add_conv_kernel_argument
 from mcu_dc.progress import add_quiet_argument, settings_from_args
 
 
@@ -106,6 +107,7 @@ def register(subparsers: Any) -> None:
         "decode table in up to 8 KB of arena scratch (config: ram_tables = false): no extra RAM, "
         "slower and a little larger",
     )
+    add_conv_kernel_argument(p)
     p.add_argument(
         "--plots", type=Path, default=None, help="write PNGs and sensitivity.json into this folder"
     )
@@ -157,6 +159,8 @@ def choose_config(args: argparse.Namespace, train_set: Any) -> Any:
         cfg.slack = args.slack
     if getattr(args, "flash_tables", False):
         cfg.ram_tables = False
+    if getattr(args, "conv_kernel", None) is not None:
+        cfg.conv_kernel = args.conv_kernel
     if getattr(args, "distill", False):
         cfg.distill.enabled = True
     cfg.validate()

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mcu_dc.commands.kernel_options import add_conv_kernel_argument
 from mcu_dc.progress import add_quiet_argument, settings_from_args
 
 
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
         "--dataset", default=None, help="measure the inputs' activity on this dataset's test images"
     )
     p.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset's files")
+    add_conv_kernel_argument(p, "gather")
     add_quiet_argument(p)
     p.set_defaults(func=run)
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     max_len, lut = coding_settings(cm)
     model, picks = choose(
         cm.model, args.objective, activity=activity, slack=args.slack, max_code_len=max_len, lut_bits=lut,
-        ram_tables=not args.flash_tables,
+        ram_tables=not args.flash_tables, conv_kernel=args.conv_kernel,
     )
     meta = {k: v for k, v in cm.meta.items() if k not in ("blob_layout", "report")}
     activity_from = f"{args.dataset} test images" if args.dataset else "none (worst case: no input is zero)"

@@ -101,6 +101,9 @@ class CompressConfig:
     # up to 8 KB of arena scratch at each inference (faster, smaller); False keeps symbol lists and a
     # lookup table in flash (no extra RAM)
     ram_tables: bool = True
+    # every CONV2D's kernel: "gather" (faster; RAM for the zero-point-padded input and one channel's taps)
+    # or "scatter" (the least RAM); no flash either way
+    conv_kernel: str = "gather"
     seed: int = 0
     task: str = "auto"  # classification | regression | reconstruction | auto (the dataset's task)
 
@@ -109,6 +112,11 @@ class CompressConfig:
             raise ConfigError(
                 f"task = {self.task!r} is not one of auto, {', '.join(TASKS)}; 'auto' (the default) takes "
                 "the dataset's task"
+            )
+        if self.conv_kernel not in ("gather", "scatter"):
+            raise ConfigError(
+                f"conv_kernel = {self.conv_kernel!r} is not one of gather, scatter; 'gather' (the default) "
+                "is the faster, 'scatter' uses the least RAM"
             )
         self.dense.validate("dense")
         self.prune.validate()

@@ -326,6 +326,7 @@ def finish(
         max_code_len=cfg.max_code_len,
         lut_bits=cfg.lut_bits,
         ram_tables=cfg.ram_tables,
+        conv_kernel=cfg.conv_kernel,
     )
     say(
         f"encodings ({cfg.objective}): "

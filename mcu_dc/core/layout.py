@@ -136,7 +136,10 @@ OP = _r(
     ("input0", "u16", "first input tensor"),
     ("input1", "u16", "second input tensor (ADD), else 0xFFFF"),
     ("output", "u16", "output tensor"),
-    ("reserved0", "pad2", "0"),
+    ("gather", "u8",
+     "CONV2D: 1 = the gather kernel: its scratch also holds the zero-point-padded input and one output "
+     "channel's taps grouped by weight value (docs/format.md, \"Gather convolution\"); else 0"),
+    ("reserved0", "pad1", "0"),
     ("kernel_h", "u16", "conv, pool; else 0"),
     ("kernel_w", "u16", ""),
     ("stride_h", "u8", "conv, pool; else 0"),
@@ -153,8 +156,8 @@ OP = _r(
     ("act_max", "i8", "MAXPOOL2D: 127"),
     ("shift", "u8", "1..62 (conv, FC, average pool, ADD); else 0"),
     ("table_bits", "u8",
-     "FC with HUFFMAN_JOINT: 1..12 = its section is compact and the kernel builds a 2^table_bits-entry "
-     "decode table (2 << table_bits bytes) in the op's scratch; else 0"),
+     "FC, or CONV2D with gather = 1, with HUFFMAN_JOINT: 1..12 = its section is compact and the kernel "
+     "builds a 2^table_bits-entry decode table (2 << table_bits bytes) in the op's scratch; else 0"),
     ("codebook_len", "u16",
      "k, 1..256 (HUFFMAN_SPARSE; HUFFMAN_JOINT with (k + 1) << b <= 4096), 1..16 (COLUMN_SPARSE), "
      "1..2 (TERNARY, BINARY); else 0"),

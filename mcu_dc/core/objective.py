@@ -60,6 +60,21 @@ JOINT_RAM_ENTRY, TABLE_ENTRY, TABLE_SYMBOL = 21.5, 1.5, 12.0
 # DENSE_INT8 FC on the M4's DSP path (smlad, two rows at a time): LeNet-300-100 dense, 598,080
 # instructions for 266,200 weights (the conv family's dense walk keeps per_weight).
 DENSE_FC_WEIGHT = 2.2
+# The gather convolution (CONV2D with ``gather``; mcu_dc_gather.c). Per block of output positions of a
+# row, (per tap, per weight-value group, per block) as gcc -Os compiles the M4 loops (counted from the
+# disassembly): DSP blocks of eight and four at strides 1 and 2, the plain block of four and the single
+# position (other strides, a row's last positions, cores without DSP).
+GATHER_BLOCKS = {
+    ("dsp", 1, 8): (8.5, 34.0, 12.0), ("dsp", 2, 8): (12.0, 34.0, 14.0),
+    ("dsp", 1, 4): (5.5, 13.0, 8.0), ("dsp", 2, 4): (6.5, 13.0, 8.0),
+    ("plain", 0, 4): (12.0, 14.0, 10.0), ("plain", 0, 1): (4.0, 6.0, 4.0),
+}  # fmt: skip
+# Per output position per channel (the fused emit), per kept weight (a Huffman entry decoded in line, its
+# offset, the counting sort), per output row per channel (the block calls), fitted by
+# bench/graph_speed.py --fit on ResNet-8's layers (bench/results/graph_speed.md gives the fit and its
+# error); per channel (counters, groups) and per byte of the padded input copy, counted.
+GATHER_POS, GATHER_TAP, GATHER_ROW, GATHER_CHANNEL, GATHER_PAD = 26.6, 61.2, 60.0, 150.0, 3.0
+GATHER_BLOCK_SCALE = 1.02
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,13 @@ class KernelCosts:
     per_table_entry: float = 0.0  # building that table: per entry (2 ** table_bits)
     per_table_symbol: float = 0.0  # and per coded symbol
     per_fc_weight: float = 0.0  # DENSE_INT8 FC: per stored weight when it differs from per_weight (DSP)
+    gather_dsp: bool = False  # gather conv: the DSP blocks (Cortex-M4/M7) or the plain loops only
+    per_gather_position: float = 0.0  # per output position per channel (emit), beyond the blocks
+    per_gather_row: float = 0.0  # per output row per channel (the block calls)
+    gather_block_scale: float = 0.0  # GATHER_BLOCKS (counted from the disassembly) times this (fitted)
+    per_gather_tap: float = 0.0  # per kept weight (offset, sort)
+    per_gather_channel: float = 0.0  # per output channel
+    per_gather_pad: float = 0.0  # per byte of the zero-point-padded input copy
 
 
 # Fitted by bench/kernel_speed.py (see bench/results/kernel_speed.md for the fit and its error).
@@ -106,7 +128,19 @@ M4_COSTS = KernelCosts(
     per_table_entry=TABLE_ENTRY,
     per_table_symbol=TABLE_SYMBOL,
     per_fc_weight=DENSE_FC_WEIGHT,
+    gather_dsp=True,
+    per_gather_position=GATHER_POS,
+    per_gather_row=GATHER_ROW,
+    gather_block_scale=GATHER_BLOCK_SCALE,
+    per_gather_tap=GATHER_TAP,
+    per_gather_channel=GATHER_CHANNEL,
+    per_gather_pad=GATHER_PAD,
 )
+
+CONV_KERNELS = ("gather", "scatter")
+# A gather conv's compact joint section: codes of at most 9 bits, so its decode table takes 1 KB of scratch
+# (a 12-bit one would take 8 KB per op for a fraction of a percent of the section's bytes).
+CONV_TABLE_BITS = 9
 
 
 @dataclass(frozen=True)
@@ -180,14 +214,67 @@ def predict_instructions(
             n = (c.per_fc_weight or c.per_weight) * rows * fan_in
         return round(c.fixed + c.per_row * rows + n)
     _, oh, ow = op.conv_shape
-    scatter = c.per_map_mac * kept * oh * ow
+    if int(getattr(op, "gather", 0)):  # Huffman decoded in line (in per_gather_tap); else the weight reader
+        in_line = encoding in (Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT)
+        walk = 0.0 if in_line else c.per_weight * rows * fan_in
+        return round(c.fixed + walk + _gather_work(op, c))
     if encoding == Encoding.HUFFMAN_SPARSE:
         walk = c.per_entry * _sparse_entries(op)
     elif encoding == Encoding.HUFFMAN_JOINT:  # the conv family reads it through the weight reader
         walk = c.per_entry * _sparse_entries(op, joint=True)
     else:
         walk = c.per_weight * rows * fan_in
+    scatter = c.per_map_mac * kept * oh * ow
     return round(c.fixed + c.per_row * rows * oh * ow + walk + scatter)
+
+
+def gather_groups(op: Any) -> int:
+    """The gather kernel's weight-value groups over all channels: each channel's distinct non-zero
+    kept values, a value with more than 256 taps counting once per 256."""
+    a = np.asarray(op.assign)
+    vals = np.asarray(op.codebook, dtype=np.int64)
+    total = 0
+    for row in a:
+        w = vals[row[row >= 0]]
+        _, counts = np.unique(w[w != 0], return_counts=True)
+        total += int(((counts + 255) // 256).sum())
+    return total
+
+
+def gather_blocks(conv_w: int, stride: int, dsp: bool) -> list[tuple[tuple[str, int, int], int]]:
+    """The blocks one output row of ``conv_w`` positions goes through: ((kind, stride, width), count)."""
+    out: list[tuple[tuple[str, int, int], int]] = []
+    rest = conv_w
+    if dsp and stride in (1, 2):
+        out += [(("dsp", stride, 8), rest // 8), (("dsp", stride, 4), (rest % 8) // 4)]
+        rest %= 4
+    out += [(("plain", 0, 4), rest // 4), (("plain", 0, 1), rest % 4)]
+    return [(k, n) for k, n in out if n]
+
+
+def _gather_work(op: Any, c: KernelCosts) -> float:
+    from mcu_dc.core.ops.conv2d import gather_input_bytes
+
+    a = np.asarray(op.assign)
+    vals = np.asarray(op.codebook, dtype=np.int64)
+    taps = int((np.where(a >= 0, vals[np.maximum(a, 0)], 0) != 0).sum())  # zero centroids are skipped
+    groups = gather_groups(op)
+    rows = a.shape[0]
+    _, oh, ow = op.conv_shape
+    blocks = sum(
+        n * (t * taps + g * groups + b * rows)
+        for (kind, s, w), n in gather_blocks(ow, op.stride[1], c.gather_dsp)
+        for t, g, b in [GATHER_BLOCKS[(kind, s, w)]]
+    )
+    padded = gather_input_bytes(op) if any(op.pads) else 0
+    return (
+        c.gather_block_scale * blocks * oh
+        + c.per_gather_position * rows * oh * ow
+        + c.per_gather_row * rows * oh
+        + c.per_gather_tap * taps
+        + c.per_gather_channel * rows
+        + c.per_gather_pad * padded
+    )
 
 
 def _sparse_entries(op: Any, joint: bool = False) -> int:
@@ -213,28 +300,45 @@ def with_encodings(
     max_code_len: int = 12,
     lut_bits: int = 6,
     ram_tables: bool = True,
+    conv_kernel: str = "gather",
 ) -> IntegerModel:
     """A copy of ``model`` whose op ``i`` uses ``choice[i]`` (the arena is planned afresh). A
     HUFFMAN_JOINT op takes the run width that codes it smallest with these Huffman settings; an FC
     one, with ``ram_tables``, a compact section and a decode table in its scratch (``table_bits``:
-    its longest code, so the table resolves every code)."""
+    its longest code, so the table resolves every code). Every CONV2D takes ``conv_kernel``: "gather"
+    (the gather kernel, where its padded input fits 16-bit offsets) or "scatter"."""
+    from mcu_dc.core.ops.conv2d import GATHER_MAX_INPUT, gather_input_bytes
+
+    if conv_kernel not in CONV_KERNELS:
+        raise ConfigError(f"conv kernel {conv_kernel!r} is not one of {', '.join(CONV_KERNELS)}")
     m = copy.copy(model)
     m.layers = list(model.layers)
+    for i, op in enumerate(model.layers):
+        if op.op == Op.CONV2D:
+            g = int(conv_kernel == "gather" and gather_input_bytes(op) <= GATHER_MAX_INPUT)
+            if int(getattr(op, "gather", 0)) != g:
+                m.layers[i] = copy.copy(op)
+                m.layers[i].gather = g
+                if not g:  # only the gather kernel builds a conv's decode table: back to flash tables
+                    m.layers[i].table_bits = 0
     for i, enc in choice.items():
-        op = copy.copy(model.layers[i])
+        op = copy.copy(m.layers[i])
         op.encoding = Encoding(enc)
-        compact = ram_tables and op.op == Op.FC
-        if op.op == Op.FC:
+        # a compact section with its decode table built in scratch: FC kernels, the gather conv kernel
+        compact = ram_tables and (op.op == Op.FC or int(getattr(op, "gather", 0)) == 1)
+        if op.op in (Op.FC, Op.CONV2D):
             op.table_bits = 0
         if enc == Encoding.HUFFMAN_SPARSE:
             op.index_bits = _index_bits(op)
         elif enc == Encoding.HUFFMAN_JOINT:
             k = len(op.codebook)
+            # a conv's table lives beside its other gather buffers: codes limited to CONV_TABLE_BITS
+            limit = min(max_code_len, CONV_TABLE_BITS) if compact and op.op == Op.CONV2D else max_code_len
             op.index_bits = best_joint_index_bits(
-                op.assign, k, max_code_len=max_code_len, lut_bits=lut_bits, compact=compact
+                op.assign, k, max_code_len=limit, lut_bits=lut_bits, compact=compact
             )
             if compact:
-                op.table_bits = joint_table_bits(op.assign, k, op.index_bits, max_code_len)
+                op.table_bits = joint_table_bits(op.assign, k, op.index_bits, limit)
         m.layers[i] = op
     m.plan = None
     m.validate(m.name)
@@ -249,6 +353,7 @@ def layer_options(
     max_code_len: int = 12,
     lut_bits: int = 6,
     ram_tables: bool = True,
+    conv_kernel: str = "gather",
 ) -> dict[int, list[Option]]:
     """For each weight op (by index), every encoding it can use with its bytes (packed with the Huffman
     settings the file will be written with) and predicted instructions."""
@@ -264,8 +369,12 @@ def layer_options(
         if not idx:
             continue
         trial = with_encodings(
-            model, dict.fromkeys(idx, enc), max_code_len=max_code_len, lut_bits=lut_bits,
+            model,
+            dict.fromkeys(idx, enc),
+            max_code_len=max_code_len,
+            lut_bits=lut_bits,
             ram_tables=ram_tables,
+            conv_kernel=conv_kernel,
         )
         _, lay = encode_blob_with_layout(trial, max_code_len=max_code_len, lut_bits=lut_bits)
         for i in idx:
@@ -286,10 +395,13 @@ def choose(
     max_code_len: int = 12,
     lut_bits: int = 6,
     ram_tables: bool = True,
+    conv_kernel: str = "gather",
 ) -> tuple[IntegerModel, dict[int, Option]]:
     """The model re-encoded for ``objective``, and the option chosen for each weight op. ``ram_tables``:
     HUFFMAN_JOINT FC ops may store compact sections and build their decode table in the arena (up to
-    8 KB of scratch) instead of carrying symbol lists and a lookup table in flash."""
+    8 KB of scratch) instead of carrying symbol lists and a lookup table in flash. ``conv_kernel``:
+    "gather" runs every CONV2D through the gather kernel (no flash, more RAM: the padded input and one
+    channel's taps), "scatter" through the scatter kernels (the least RAM)."""
     try:
         objective = Objective(objective)
     except ValueError:
@@ -299,7 +411,13 @@ def choose(
     if slack < 0:
         raise ConfigError(f"the balanced objective's slack must be >= 0, got {slack}")
     opts = layer_options(
-        model, activity, costs, max_code_len=max_code_len, lut_bits=lut_bits, ram_tables=ram_tables
+        model,
+        activity,
+        costs,
+        max_code_len=max_code_len,
+        lut_bits=lut_bits,
+        ram_tables=ram_tables,
+        conv_kernel=conv_kernel,
     )
     smallest = {i: min(o, key=lambda x: (x.bytes, x.instructions)) for i, o in opts.items()}
     fastest = {i: min(o, key=lambda x: (x.instructions, x.bytes)) for i, o in opts.items()}
@@ -325,7 +443,12 @@ def choose(
                 pick[i] = o
     choice = {i: o.encoding for i, o in pick.items()}
     chosen = with_encodings(
-        model, choice, max_code_len=max_code_len, lut_bits=lut_bits, ram_tables=ram_tables
+        model,
+        choice,
+        max_code_len=max_code_len,
+        lut_bits=lut_bits,
+        ram_tables=ram_tables,
+        conv_kernel=conv_kernel,
     )
     return chosen, pick
 

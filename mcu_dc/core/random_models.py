@@ -36,6 +36,7 @@ from mcu_dc.core.ir import (
     Requant,
 )  # fmt: skip
 from mcu_dc.core.ops import REGISTRY, spec_of
+from mcu_dc.core.ops.conv2d import GATHER_MAX_INPUT, gather_input_bytes
 from mcu_dc.core.ops.weights import MAX_TABLE_BITS, joint_table_bits
 from mcu_dc.core.qmath import joint_index_bits, pair_requant
 
@@ -192,6 +193,11 @@ class GraphBuilder:
         self.max_channels = max_channels
         self.ops: list[Layer] = []
         self.next_id = 1  # tensor 0 is the input
+        # kernel choices (which draw no shapes or weights) from a stream of their own, so adding one
+        # leaves every earlier seed's graph as it was
+        seq = rng.bit_generator.seed_seq
+        child = seq.spawn(1)[0] if isinstance(seq, np.random.SeedSequence) else 0
+        self.kernel_rng = np.random.default_rng(child)
 
     def add(self, op: Any, inputs: list[GraphTensor]) -> GraphTensor:
         op.inputs = tuple(t.id for t in inputs)
@@ -301,6 +307,11 @@ def _conv_like(g: GraphBuilder, x: GraphTensor, *, depthwise: bool, same: bool) 
     if not same:
         _, ch, cw = op.conv_shape
         op.pool = _fused_pool(rng, ch, cw)
+    if not depthwise and gather_input_bytes(op) <= GATHER_MAX_INPUT:
+        op.gather = int(g.kernel_rng.integers(2))  # the gather kernel or the scatter kernels
+        if op.gather and op.encoding == Encoding.HUFFMAN_JOINT:  # flash tables or a decode table in scratch
+            need = joint_table_bits(op.assign, len(op.codebook), op.index_bits)
+            op.table_bits = int(g.kernel_rng.choice([0, need, MAX_TABLE_BITS]))
     return g.add(op, [x])
 
 

@@ -153,3 +153,38 @@ def test_flash_tables_switch(tmp_path):
     p.write_text('ram_tables = "no"\n')
     with pytest.raises(ConfigError, match="ram_tables"):
         load_config(p, CompressConfig()).validate()
+
+
+def test_conv_kernel_switch(tmp_path):
+    """`encode --conv-kernel` (config `conv_kernel`): gather (the default) puts every CONV2D on the gather
+    kernel, a joint conv with its decode table (at most 9 bits) in scratch; scatter clears both. The
+    outputs are the same; the cost model predicts the gather kernel faster on a real conv."""
+    from mcu_dc.compression.config import CompressConfig, load_config
+    from mcu_dc.core.ir import Conv2D
+
+    src = Path(__file__).resolve().parents[2] / "bench" / "results" / "resnet8_cifar10_small.mcudc"
+    outs = {}
+    for kernel in ("gather", "scatter"):
+        out = tmp_path / f"{kernel}.mcudc"
+        cmd = [sys.executable, "-m", "mcu_dc", "encode", str(src), str(out), "--objective", "size",
+               "--conv-kernel", kernel]  # fmt: skip
+        subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+        outs[kernel] = load(out).model
+    convs = {k: [op for op in m.layers if isinstance(op, Conv2D)] for k, m in outs.items()}
+    assert convs["gather"] and all(op.gather == 1 for op in convs["gather"])
+    joint = [op for op in convs["gather"] if op.encoding == Encoding.HUFFMAN_JOINT]
+    assert joint and all(0 < op.table_bits <= O.CONV_TABLE_BITS for op in joint)
+    assert all(op.gather == 0 and op.table_bits == 0 for op in convs["scatter"])
+    x = np.random.default_rng(0).integers(0, 256, size=(4, 3, 32, 32)).astype(np.uint8)
+    assert np.array_equal(simulate(outs["gather"], x), simulate(outs["scatter"], x))
+    g, s = convs["gather"][2], convs["scatter"][2]
+    fast = O.predict_instructions(g, Encoding(g.encoding))
+    assert fast < O.predict_instructions(s, Encoding(s.encoding)) / 2
+    p = tmp_path / "c.toml"
+    p.write_text('conv_kernel = "scatter"\n')
+    assert load_config(p, CompressConfig()).conv_kernel == "scatter"
+    p.write_text('conv_kernel = "fast"\n')
+    with pytest.raises(ConfigError, match="conv_kernel"):
+        load_config(p, CompressConfig()).validate()
+    with pytest.raises(ConfigError, match="conv kernel"):
+        O.with_encodings(outs["gather"], {}, conv_kernel="fast")

@@ -437,3 +437,15 @@ def assert_bit_exact_on_board(model: IntegerModel, board: str, tmp_path, x: np.n
     settings = VerifySettings(board=board, progress=False, link=LinkSettings(reply_timeout_s=5.0))
     report = run_on_qemu(cm, board, fw.elf, x, None, settings)
     assert report.n == len(x) and report.bit_exact == len(x) and report.mismatches == 0
+
+
+def c_status(runner, tmp_path, blob: bytes, model: IntegerModel, ref: bool = False) -> int:
+    """The status the host runner (the fast kernels, or with ``ref`` the reference ones) refuses ``blob``
+    with (it must refuse it)."""
+    from mcu_dc.deploy.hostbuild import RuntimeStatusError, run_blob
+
+    p = tmp_path / "bad.bin"
+    p.write_bytes(blob)
+    with pytest.raises(RuntimeStatusError) as exc:
+        run_blob(runner, p, np.zeros((1, model.input_len), np.uint8), model.output_len, ref=ref)
+    return exc.value.status

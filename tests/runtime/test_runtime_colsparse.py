@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_modelgen import assert_bit_exact_on_board, fix_crc, on_qemu, op_off, patch
+from runtime_modelgen import assert_bit_exact_on_board, c_status, fix_crc, on_qemu, op_off, patch
 
 from mcu_dc.core import colsparse
 from mcu_dc.core import layout as L
@@ -26,7 +26,7 @@ from mcu_dc.core.qmath import Encoding
 from mcu_dc.core.random_models import random_graph
 from mcu_dc.core.simulator import simulate
 from mcu_dc.deploy.cheaders import Status
-from mcu_dc.deploy.hostbuild import RuntimeStatusError, run_blob
+from mcu_dc.deploy.hostbuild import run_blob
 from mcu_dc.errors import ConfigError, FormatError
 
 
@@ -150,15 +150,6 @@ def small() -> tuple[IntegerModel, bytes]:
     return model, encode_blob(model)
 
 
-def _c_status(runner, tmp_path, blob: bytes, model: IntegerModel) -> int:
-    """The status the host runner refuses ``blob`` with."""
-    p = tmp_path / "bad.bin"
-    p.write_bytes(blob)
-    with pytest.raises(RuntimeStatusError) as exc:
-        run_blob(runner, p, np.zeros((1, model.input_len), np.uint8), model.output_len)
-    return exc.value.status
-
-
 def test_malformed_streams_are_refused_by_both_readers(runner, tmp_path, small):
     model, blob = small
     s = _stream_start(blob)
@@ -174,18 +165,18 @@ def test_malformed_streams_are_refused_by_both_readers(runner, tmp_path, small):
     for what, bad in cases.items():
         if what == "row past the layer" and (first >> 4) == 15:
             continue
-        assert _c_status(runner, tmp_path, bad, model) == Status.ERR_CORRUPT_STREAM, what
+        assert c_status(runner, tmp_path, bad, model) == Status.ERR_CORRUPT_STREAM, what
         with pytest.raises(FormatError, match="byte offset"):
             decode_blob(bad)
     kept = int((model.layers[0].assign >= 0).sum())
     n_entries = patch(blob, L.OP, op_off(blob, 0, "n_entries"), "n_entries", kept + 1)
-    assert _c_status(runner, tmp_path, n_entries, model) == Status.ERR_CORRUPT_STREAM
+    assert c_status(runner, tmp_path, n_entries, model) == Status.ERR_CORRUPT_STREAM
     with pytest.raises(FormatError, match="kept weights"):
         decode_blob(n_entries)
     index_bits = patch(blob, L.OP, op_off(blob, 0, "index_bits"), "index_bits", 3)
-    assert _c_status(runner, tmp_path, index_bits, model) == Status.ERR_PARAM
+    assert c_status(runner, tmp_path, index_bits, model) == Status.ERR_PARAM
     length = patch(blob, L.OP, op_off(blob, 0, "codebook_len"), "codebook_len", 17)
-    assert _c_status(runner, tmp_path, length, model) == Status.ERR_PARAM
+    assert c_status(runner, tmp_path, length, model) == Status.ERR_PARAM
 
 
 def test_scratch_is_one_int32_per_row():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_modelgen import assert_bit_exact_on_board, fix_crc, on_qemu, op_off, patch
+from runtime_modelgen import assert_bit_exact_on_board, c_status, fix_crc, on_qemu, op_off, patch
 
 from mcu_dc.core import layout as L
 from mcu_dc.core import objective
@@ -30,7 +30,7 @@ from mcu_dc.core.qmath import Encoding, joint_index_bits, joint_ok
 from mcu_dc.core.random_models import random_graph
 from mcu_dc.core.simulator import simulate
 from mcu_dc.deploy.cheaders import Status
-from mcu_dc.deploy.hostbuild import RuntimeStatusError, run_blob
+from mcu_dc.deploy.hostbuild import run_blob
 from mcu_dc.errors import ConfigError, FormatError
 
 JOINT = Encoding.HUFFMAN_JOINT
@@ -156,14 +156,6 @@ def test_random_graphs_with_joint_ops_match(runner, tmp_path):
     assert found == 12
 
 
-def _c_status(runner: Path, tmp_path: Path, blob: bytes, model: IntegerModel, ref: bool = False) -> int:
-    p = tmp_path / "bad.bin"
-    p.write_bytes(blob)
-    with pytest.raises(RuntimeStatusError) as exc:
-        run_blob(runner, p, np.zeros((1, model.input_len), np.uint8), model.output_len, ref=ref)
-    return exc.value.status
-
-
 def _refused(
     runner: Path, tmp_path: Path, bad: bytes, model: IntegerModel, statuses: tuple[int, ...],
     *, refs: tuple[bool, ...] = (False,), match: str | None = None,
@@ -171,7 +163,7 @@ def _refused(
     """The C reader (fast, and reference where asked) stops ``bad`` with one of ``statuses``, and
     the Python reader raises FormatError (matching ``match``)."""
     for ref in refs:
-        st_ = _c_status(runner, tmp_path, bad, model, ref)
+        st_ = c_status(runner, tmp_path, bad, model, ref)
         assert st_ in statuses, (ref, st_)
     with pytest.raises(FormatError, match=match):
         decode_blob(bad)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_modelgen import assert_bit_exact_on_board, fix_crc, on_qemu, op_off, patch
+from runtime_modelgen import assert_bit_exact_on_board, c_status, fix_crc, on_qemu, op_off, patch
 
 from mcu_dc.core import bitplanes
 from mcu_dc.core import layout as L
@@ -28,7 +28,7 @@ from mcu_dc.core.qmath import Encoding
 from mcu_dc.core.random_models import random_graph, random_model
 from mcu_dc.core.simulator import simulate
 from mcu_dc.deploy.cheaders import Status
-from mcu_dc.deploy.hostbuild import RuntimeStatusError, run_blob
+from mcu_dc.deploy.hostbuild import run_blob
 from mcu_dc.errors import ConfigError, FormatError
 
 BITPLANE = (Encoding.TERNARY, Encoding.BINARY)
@@ -196,14 +196,6 @@ def test_conv_scratch_is_two_maps():
 # ----------------------------------------------------------------------------- malformed sections
 
 
-def _c_status(runner: Path, tmp_path: Path, blob: bytes, model: IntegerModel) -> int:
-    p = tmp_path / "bad.bin"
-    p.write_bytes(blob)
-    with pytest.raises(RuntimeStatusError) as exc:
-        run_blob(runner, p, np.zeros((1, model.input_len), np.uint8), model.output_len)
-    return exc.value.status
-
-
 def _set_word(blob: bytes, pos: int, value: int) -> bytes:
     b = bytearray(blob)
     struct.pack_into("<I", b, pos, value)
@@ -235,32 +227,32 @@ def test_malformed_sections_are_refused_by_both_readers(runner, tmp_path):
         "a kept count other than n_entries": (_set_word(blob, w, word0 | 2), "n_entries"),
     }
     for what, (bad, msg) in cases.items():
-        assert _c_status(runner, tmp_path, bad, model) == Status.ERR_CORRUPT_STREAM, what
+        assert c_status(runner, tmp_path, bad, model) == Status.ERR_CORRUPT_STREAM, what
         with pytest.raises(FormatError, match=msg):
             decode_blob(bad)
     kept = int((a >= 0).sum())
     n_entries = patch(blob, L.OP, op_off(blob, 0, "n_entries"), "n_entries", kept + 1)
-    assert _c_status(runner, tmp_path, n_entries, model) == Status.ERR_CORRUPT_STREAM
+    assert c_status(runner, tmp_path, n_entries, model) == Status.ERR_CORRUPT_STREAM
     for field, value in (("codebook_len", 3), ("index_bits", 2)):
         bad = patch(blob, L.OP, op_off(blob, 0, field), field, value)
-        assert _c_status(runner, tmp_path, bad, model) == Status.ERR_PARAM, field
+        assert c_status(runner, tmp_path, bad, model) == Status.ERR_PARAM, field
         with pytest.raises(FormatError):
             decode_blob(bad)
     # planes that run past the blob: a section start moved to the last word
     end = len(blob) - 4
     bad = patch(blob, L.OP, op_off(blob, 0, "weights_off"), "weights_off", end)
-    assert _c_status(runner, tmp_path, bad, model) == Status.ERR_OFFSET
+    assert c_status(runner, tmp_path, bad, model) == Status.ERR_OFFSET
     with pytest.raises(FormatError, match="outside the blob"):
         decode_blob(bad)
     # BINARY: n_entries must be rows * fan_in, and k = 1 has no set bit
     fc.encoding, fc.assign = Encoding.BINARY, np.where(a >= 0, a, 0).astype(np.int16)
     bblob = encode_blob(model)
     bad = patch(bblob, L.OP, op_off(bblob, 0, "n_entries"), "n_entries", rows * fan_in - 1)
-    assert _c_status(runner, tmp_path, bad, model) == Status.ERR_PARAM
+    assert c_status(runner, tmp_path, bad, model) == Status.ERR_PARAM
     with pytest.raises(FormatError, match="rows\\*fan_in"):
         decode_blob(bad)
     bad = patch(bblob, L.OP, op_off(bblob, 0, "codebook_len"), "codebook_len", 1)
-    assert _c_status(runner, tmp_path, bad, model) == Status.ERR_CORRUPT_STREAM
+    assert c_status(runner, tmp_path, bad, model) == Status.ERR_CORRUPT_STREAM
     with pytest.raises(FormatError, match="one codebook entry"):
         decode_blob(bad)
 
@@ -280,7 +272,7 @@ def test_format_version_1_refuses_bitplane_encodings(runner, tmp_path):
         b = bytearray(v1)
         b[enc_at] = int(enc)
         bad = fix_crc(b)
-        assert _c_status(runner, tmp_path, bad, model) == Status.ERR_UNKNOWN_ENCODING
+        assert c_status(runner, tmp_path, bad, model) == Status.ERR_UNKNOWN_ENCODING
         with pytest.raises(FormatError, match="did not exist in format version 1"):
             decode_blob(bad)
 

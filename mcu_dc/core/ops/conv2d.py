@@ -5,6 +5,11 @@ Weights are ``W[out_c][in_c*kh*kw]`` (torch's layout flattened). With ``pool`` s
 op writes the max-pooled output and never stores the full conv output: the device keeps
 one conv output channel of int32 accumulators in its scratch, pools it, requantizes.
 Requantization and the clamp are monotone, so pooling before or after them is equal.
+
+``gather`` selects the gather kernel (docs/format.md, "Gather convolution"): the same outputs,
+computed per block of four output positions from the input padded with its zero point and one
+channel's taps grouped by weight value (adds per tap, one multiply per group); it costs the
+RAM of :func:`gather_scratch_bytes` and no flash.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from mcu_dc.core.ops.base import (
     windows,
 )  # fmt: skip
 from mcu_dc.core.qmath import Encoding, Op, Requant
-from mcu_dc.errors import ConfigError
+from mcu_dc.errors import ConfigError, FormatError
 
 
 class ConvGeometry:
@@ -85,6 +90,10 @@ class Conv2D(ConvGeometry):
     pool: tuple[int, int, int, int] | None = None  # fused max pool (kh, kw, sh, sw)
     inputs: tuple[int, ...] = ()
     output: int = -1
+    gather: int = 0  # 1 = the gather kernel (scratch: gather_scratch_bytes)
+    # HUFFMAN_JOINT with gather: 1..12 = a compact section whose 2**table_bits-entry decode table the
+    # gather kernel builds in its scratch (as an FC's); else 0
+    table_bits: int = 0
 
     @property
     def rows(self) -> int:
@@ -101,6 +110,53 @@ def pooled(shape: Shape, pool: tuple[int, int, int, int] | None) -> Shape:
     c, h, w = shape
     kh, kw, sh, sw = pool
     return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
+
+
+# The gather kernel's tap offsets are 16-bit: the (padded) input must hold at most this many bytes.
+GATHER_MAX_INPUT = 0xFFFF
+
+
+def align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def gather_input_bytes(op: Any) -> int:
+    """Bytes of the input the gather kernel reads: padded with the zero point when the op pads."""
+    c, h, w = op.in_shape
+    pt, pl, pb, pr = op.pads
+    return c * (h + pt + pb) * (w + pl + pr)
+
+
+def gather_scratch_bytes(op: Any) -> int:
+    """The gather kernel's scratch (the C runtime's ``gather_scratch``, byte for byte): one channel of
+    int32 accumulators, the groups (u32, at most min(256, fan_in) + fan_in // 256 + 1), one channel's
+    taps in decode order (u32[fan_in]), per-symbol counts (u16[256]), each weight column's tap offset and
+    one channel's grouped tap offsets (u16[fan_in] each), then the padded input when the op pads, then a
+    compact joint section's decode table (u16[2**table_bits]) when it has one (docs/format.md, "Gather
+    convolution")."""
+    _, oh, ow = op.conv_shape
+    f = op.fan_in
+    padded = align4(gather_input_bytes(op)) if any(op.pads) else 0
+    groups = min(256, f) + f // 256 + 1
+    table = 2 << int(getattr(op, "table_bits", 0)) if int(getattr(op, "table_bits", 0)) else 0
+    return 4 * oh * ow + 4 * groups + 4 * f + 512 + 2 * align4(2 * f) + padded + table
+
+
+def check_gather(op: Any, where: str) -> None:
+    g = int(getattr(op, "gather", 0))
+    if g not in (0, 1):
+        raise ConfigError(f"{where}: gather is {g}; it is 0 (scatter kernel) or 1 (gather kernel)")
+    if int(getattr(op, "table_bits", 0)) and not g:
+        raise ConfigError(
+            f"{where}: a conv's decode table in RAM (table_bits {op.table_bits}) is built by the gather "
+            "kernel: set gather = 1 (`--conv-kernel gather`), or store the table in flash (table_bits 0)"
+        )
+    if g and gather_input_bytes(op) > GATHER_MAX_INPUT:
+        raise ConfigError(
+            f"{where}: the gather kernel addresses its input with 16-bit offsets, and this op's padded "
+            f"input is {gather_input_bytes(op):,} bytes (at most {GATHER_MAX_INPUT:,}); use the scatter "
+            "kernel for it (gather = 0, `--conv-kernel scatter`)"
+        )
 
 
 def check_conv_geometry(op: Any, where: str) -> None:
@@ -150,6 +206,8 @@ class ConvFamilySpec(OpSpec):
     has_weights = True
 
     def scratch_bytes(self, op: Any) -> int:
+        if int(getattr(op, "gather", 0)):
+            return gather_scratch_bytes(op)
         _, oh, ow = op.conv_shape
         if op.encoding in (Encoding.TERNARY, Encoding.BINARY):
             return 8 * oh * ow  # two int32 maps: the input sums each bit-plane selects
@@ -167,12 +225,18 @@ class ConvFamilySpec(OpSpec):
         lay = wt.LayerLayout(index=-1, op=self.code.name, encoding="")
         f = wt.pack_weights(op, op.out_channels, op.fan_in, w, opts, lay)
         f.update(geometry_fields(op))
+        if int(getattr(op, "gather", 0)):
+            f["gather"] = 1
         return f, lay
 
 
 class Conv2DSpec(ConvFamilySpec):
     code = Op.CONV2D
     ir_type = Conv2D
+
+    def check(self, op: Conv2D, where: str) -> None:
+        super().check(op, where)
+        check_gather(op, where)
 
     def simulate(self, op: Conv2D, xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0]
@@ -188,8 +252,17 @@ class Conv2DSpec(ConvFamilySpec):
         oc = io.out_shape[0]  # out_c is the output tensor's channel count
         g = geometry_from(f)
         fan_in = io.in_shapes[0][0] * g["kernel"][0] * g["kernel"][1]
-        common = wt.unpack_weights(f, r, oc, fan_in, name)
-        return Conv2D(name, io.in_shapes[0], oc, in_zp=io.in_zps[0], out_zp=io.out_zp, **g, **common)
+        gather = int(f.get("gather", 0))
+        common = wt.unpack_weights(f, r, oc, fan_in, name, gather_ok=True, table_ok=gather == 1)
+        op = Conv2D(
+            name, io.in_shapes[0], oc, in_zp=io.in_zps[0], out_zp=io.out_zp, gather=gather,
+            table_bits=int(f.get("table_bits", 0)), **g, **common,
+        )  # fmt: skip
+        try:
+            check_gather(op, name)
+        except ConfigError as e:
+            raise FormatError(f"{e} (the op descriptor's gather byte; the file is corrupt)") from None
+        return op
 
 
 register(Conv2DSpec())

@@ -382,10 +382,17 @@ def _read_huffman(
 
 
 def unpack_weights(
-    f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, where: str, *, table_ok: bool = False
+    f: dict[str, Any], r: SectionReader, rows: int, fan_in: int, where: str, *, table_ok: bool = False,
+    gather_ok: bool = False,
 ) -> dict[str, Any]:
     """The weight fields of the IR (codebook, assign, bias, requant, encoding, index_bits, act).
-    ``table_ok``: the op may carry ``table_bits`` (an FC; the caller keeps the field)."""
+    ``table_ok``: the op may carry ``table_bits`` (an FC; the caller keeps the field); ``gather_ok``:
+    it may carry ``gather`` (a CONV2D; the caller keeps and checks the field)."""
+    if int(f.get("gather", 0)) and not gather_ok:
+        raise FormatError(
+            f"{where}: the op descriptor's gather byte is {f['gather']}, and only a CONV2D has a gather "
+            "kernel; the file is corrupt"
+        )
     try:
         enc = Encoding(f["encoding"])
     except ValueError:
@@ -393,8 +400,8 @@ def unpack_weights(
     tb = int(f.get("table_bits", 0))
     if tb and not (table_ok and enc == Encoding.HUFFMAN_JOINT and tb <= MAX_TABLE_BITS):
         raise FormatError(
-            f"{where}: table_bits {tb} is only valid, as 1..{MAX_TABLE_BITS}, on an FC op with HUFFMAN_JOINT "
-            f"weights (this op: {enc.name}); the file is corrupt"
+            f"{where}: table_bits {tb} is only valid, as 1..{MAX_TABLE_BITS}, on an FC op or a gather CONV2D "
+            f"with HUFFMAN_JOINT weights (this op: {enc.name}); the file is corrupt"
         )
     r.span(f["bias_off"], 4 * rows, "bias")
     bias = np.frombuffer(r.data, dtype="<i4", count=rows, offset=f["bias_off"]).astype(np.int32)
