@@ -73,8 +73,10 @@ GATHER_BLOCKS = {
 # offset, the counting sort), per output row per channel (the block calls), fitted by
 # bench/graph_speed.py --fit on ResNet-8's layers (bench/results/graph_speed.md gives the fit and its
 # error); per channel (counters, groups) and per byte of the padded input copy, counted.
-GATHER_POS, GATHER_TAP, GATHER_ROW, GATHER_CHANNEL, GATHER_PAD = 26.6, 61.2, 60.0, 150.0, 3.0
-GATHER_BLOCK_SCALE = 1.02
+GATHER_POS, GATHER_TAP, GATHER_ROW, GATHER_CHANNEL, GATHER_PAD = 28.1, 61.6, 60.0, 150.0, 3.0
+GATHER_BLOCK_SCALE = 1.04
+# HUFFMAN_SPARSE on the gather kernel: the second code of each entry (its lookup and buffer upkeep), counted.
+GATHER_SECOND_CODE = 15.0
 
 
 @dataclass(frozen=True)
@@ -215,8 +217,12 @@ def predict_instructions(
         return round(c.fixed + c.per_row * rows + n)
     _, oh, ow = op.conv_shape
     if int(getattr(op, "gather", 0)):  # Huffman decoded in line (in per_gather_tap); else the weight reader
-        in_line = encoding in (Encoding.HUFFMAN_SPARSE, Encoding.HUFFMAN_JOINT)
-        walk = 0.0 if in_line else c.per_weight * rows * fan_in
+        if encoding == Encoding.HUFFMAN_JOINT:
+            walk = 0.0
+        elif encoding == Encoding.HUFFMAN_SPARSE:  # a second code per entry: the relative index
+            walk = GATHER_SECOND_CODE * _sparse_entries(op)
+        else:
+            walk = c.per_weight * rows * fan_in
         return round(c.fixed + walk + _gather_work(op, c))
     if encoding == Encoding.HUFFMAN_SPARSE:
         walk = c.per_entry * _sparse_entries(op)
@@ -337,6 +343,9 @@ def with_encodings(
             op.index_bits = best_joint_index_bits(
                 op.assign, k, max_code_len=limit, lut_bits=lut_bits, compact=compact
             )
+            if not op.index_bits:  # more distinct pairs than a 9-bit table holds: flash tables, longer codes
+                compact, limit = False, max_code_len
+                op.index_bits = best_joint_index_bits(op.assign, k, max_code_len=limit, lut_bits=lut_bits)
             if compact:
                 op.table_bits = joint_table_bits(op.assign, k, op.index_bits, limit)
         m.layers[i] = op

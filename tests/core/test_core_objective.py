@@ -188,3 +188,25 @@ def test_conv_kernel_switch(tmp_path):
         load_config(p, CompressConfig()).validate()
     with pytest.raises(ConfigError, match="conv kernel"):
         O.with_encodings(outs["gather"], {}, conv_kernel="fast")
+
+
+def test_gather_conv_joint_tables_fit_nine_bits_or_stay_in_flash():
+    """A joint gather conv takes the run width whose (run, symbol) pairs fit a 9-bit scratch table (256
+    codebook entries: one bit of run, wider ones skipped); with more pairs than that (513) it is
+    stored with flash tables and full-length codes instead. Either way the file round-trips exactly."""
+    from mcu_dc.core.ir import Conv2D
+
+    cb = np.arange(-128, 128, dtype=np.int64).astype(np.int8)
+    x = np.random.default_rng(1).integers(0, 256, size=(3, 16, 6, 6)).astype(np.uint8)
+    for rows, density, compact in ((32, 0.7, True), (128, 0.5, False)):
+        rng = np.random.default_rng(4)
+        a = rng.integers(0, 256, size=(rows, 16 * 9)).astype(np.int16)
+        a[rng.random(a.shape) >= density] = -1
+        conv = Conv2D("c", (16, 6, 6), rows, (3, 3), (1, 1), (1, 1), cb, a, np.zeros(rows, np.int32),
+                      Requant(1 << 30, 38), -128, 0, gather=1)  # fmt: skip
+        m = IntegerModel([conv], (16, 6, 6), 1 / 255, 0.05, 0, name="many")
+        op = O.with_encodings(m, {0: Encoding.HUFFMAN_JOINT}).layers[0]
+        assert op.gather == 1 and op.index_bits >= 1
+        assert (0 < op.table_bits <= O.CONV_TABLE_BITS) if compact else op.table_bits == 0
+        m2 = IntegerModel([op], (16, 6, 6), 1 / 255, 0.05, 0, name="many")
+        assert np.array_equal(simulate(CompressedModel(m2).model, x), simulate(m, x))

@@ -253,14 +253,18 @@ def best_joint_index_bits(
     assign: np.ndarray, k: int, *, max_code_len: int = 12, lut_bits: int = 6, compact: bool = False
 ) -> int:
     """The run width (1..8, within HUFFMAN_JOINT's 12-bit alphabet) that stores ``assign`` in the
-    fewest bytes; 0 when no width fits (``k`` over 255 needs at most 3 bits, so never for k <= 256).
+    fewest bytes; 0 when no width fits (``k`` over 255 needs at most 3 bits, so never for k <= 256 with
+    12-bit codes; a shorter ``max_code_len`` skips the widths with more distinct pairs than its codes).
     Dense-ish layers take 1 bit (a run of 0 or 1, longer gaps through fillers): the pair code then
     spends no whole bit per entry on runs that are almost always 0, as a separate run stream must."""
     best: tuple[int, int] | None = None
     for b in range(1, MAX_INDEX_BITS + 1):
         if not joint_ok(k, b):
             break
-        size = joint_section_bytes(assign, k, b, max_code_len, lut_bits, compact=compact)
+        try:
+            size = joint_section_bytes(assign, k, b, max_code_len, lut_bits, compact=compact)
+        except ConfigError:  # more distinct (run, symbol) pairs than codes of max_code_len bits
+            continue
         if best is None or size < best[0]:
             best = (size, b)
     return best[1] if best else 0
