@@ -57,6 +57,8 @@ def build_report(cm: CompressedModel) -> dict[str, Any]:
             row.update(
                 {
                     "encoding": enc.name,
+                    # CONV2D: the gather kernel or the scatter kernels (docs/format.md, "Gather convolution")
+                    "kernel": "gather" if int(getattr(layer, "gather", 0)) else "",
                     "instructions_m4": ins,  # predicted (mcu_dc/core/objective.py)
                     "activity_measured": measured_activity,
                     "weights": n,
@@ -192,8 +194,9 @@ def to_markdown(rep: dict[str, Any]) -> str:
             star = "" if r.get("activity_measured", True) else "*"
             worst = worst or bool(star)
             ins = f"{r['instructions_m4']:,}{star}" if "instructions_m4" in r else ""
+            shown = r.get("encoding", "") + (" (gather)" if r.get("kernel") == "gather" else "")
             lines.append(
-                f"| {r['name']} | {r['op']} | {r.get('encoding', '')} | {r['weights']} | "
+                f"| {r['name']} | {r['op']} | {shown} | {r['weights']} | "
                 f"{r['kept_pct']:.1f} | {r['codebook_len']} | {r['weight_bits_pq']} | {wb} | {ibq} | {ib} | "
                 f"{r['bytes']} | {r['ratio']:.1f}× | {ins} |"
             )
@@ -207,7 +210,8 @@ def to_markdown(rep: dict[str, Any]) -> str:
     lines += [
         "",
         "Instructions: the weight ops' kernels on a Cortex-M4, predicted by the cost model of "
-        "mcu_dc/core/objective.py (checked against QEMU in bench/results/kernel_speed.md)"
+        "mcu_dc/core/objective.py (checked against QEMU in bench/results/kernel_speed.md and "
+        "graph_speed.md); (gather): the conv runs the gather kernel"
         + (f"; encodings chosen for objective `{rep['objective']}`." if rep.get("objective") else ".")
         + (" *: assuming no input is zero (the file records no measured activity)." if worst else ""),
     ]

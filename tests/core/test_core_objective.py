@@ -170,6 +170,9 @@ def test_conv_kernel_switch(tmp_path):
                "--conv-kernel", kernel]  # fmt: skip
         subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
         outs[kernel] = load(out).model
+        rep = subprocess.run([sys.executable, "-m", "mcu_dc", "report", str(out)], capture_output=True,
+                             text=True, timeout=300, check=True).stdout  # fmt: skip
+        assert ("| CONV2D | HUFFMAN_JOINT (gather) |" in rep) == (kernel == "gather")
     convs = {k: [op for op in m.layers if isinstance(op, Conv2D)] for k, m in outs.items()}
     assert convs["gather"] and all(op.gather == 1 for op in convs["gather"])
     joint = [op for op in convs["gather"] if op.encoding == Encoding.HUFFMAN_JOINT]
