@@ -311,7 +311,9 @@ def build_project(
     layout = d / MODEL_LAYOUT_FILE
     if layout.is_file():
         try:
-            result.fit.model_breakdown = dict(json.loads(layout.read_text(encoding="utf-8"))["parts"])
+            facts = json.loads(layout.read_text(encoding="utf-8"))
+            result.fit.model_breakdown = dict(facts["parts"])
+            result.fit.gather_arena = int(facts.get("gather_arena", 0))
         except (ValueError, KeyError, TypeError):
             pass  # the breakdown is informative only
     if check_fit:

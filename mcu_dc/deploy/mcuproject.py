@@ -363,12 +363,13 @@ def write_mcu_project(
                 samples=len(demo) if demo is not None else 0,
             ),
         )
-        from mcu_dc.deploy.memfit import model_breakdown
+        from mcu_dc.deploy.memfit import gather_arena, model_breakdown
 
         names = list(getattr(compressed_model, "meta", {}).get("layer_names") or []) or None
         layout = {
             "blob_bytes": len(compressed_model.blob),
             "parts": model_breakdown(compressed_model.blob, names),
+            "gather_arena": gather_arena(compressed_model.model),
         }
         _write(tmp / MODEL_LAYOUT_FILE, json.dumps(layout, indent=2) + "\n")
         info: dict[str, Any] = {"board": target.id, "name": str(model_name), "kind": "mcu"}

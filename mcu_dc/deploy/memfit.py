@@ -82,6 +82,7 @@ class FitReport:
     measured_oversize: bool = False  # the real link overflowed; figures come from an oversized link
     stack_reserved: int = 0
     model_breakdown: dict[str, int] = field(default_factory=dict)  # model data by kind (from the blob)
+    gather_arena: int = 0  # arena bytes the gather convolutions add over the scatter kernels
     stack: StackEstimate | None = None  # worst case from the call graph, when available
     elf: str = ""
     map_file: str = ""
@@ -159,6 +160,15 @@ class FitReport:
 
 
 MODEL_KINDS = ("header + layer table", "codebooks", "biases", "weight streams", "index streams")
+
+
+def gather_arena(model: Any) -> int:
+    """Arena bytes ``model``'s gather convolutions add over the scatter kernels (0 without any)."""
+    if not any(int(getattr(op, "gather", 0)) for op in model.layers):
+        return 0
+    from mcu_dc.core.objective import with_encodings
+
+    return int(model.arena_bytes()) - int(with_encodings(model, {}, conv_kernel="scatter").arena_bytes())
 
 
 def model_breakdown(blob: bytes, layer_names: list[str] | None = None) -> dict[str, int]:
@@ -494,9 +504,15 @@ def advice(report: FitReport) -> str:
             "(smaller codebooks), which shrink the model data"
             + (f" ({model_flash:,d} B now)" if model_flash else "")
         )
+    if report.ram_over and report.gather_arena > 0:
+        tips.append(
+            "run the convolutions on the scatter kernels (`mcu-dc encode MODEL OUT --objective size "
+            "--conv-kernel scatter`): the gather kernel's padded inputs and taps take "
+            f"{report.gather_arena:,d} B of the arena (the scatter kernels are slower, the weights the same)"
+        )
     if report.ram_over:
         tips.append(
-            "shrink the largest activation (the arena is two activation buffers plus a conv scratch row) "
+            "shrink the largest activation (the arena holds the live activations and one op's scratch) "
             "or reduce the stack (boards/<id>.toml stack_size)"
         )
     tips.append("use another board" + (f" (it fits: {', '.join(bigger[:4])})" if bigger else ""))

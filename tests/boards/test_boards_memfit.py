@@ -95,6 +95,25 @@ def test_fit_error_says_by_how_much_what_is_largest_and_what_to_try() -> None:
     assert FitError.exit_code != 0
 
 
+def test_ram_misfit_of_a_gather_model_suggests_the_scatter_kernels() -> None:
+    """The project records how much arena the gather convolutions add (memfit.gather_arena: the plan
+    with every conv on the scatter kernels, subtracted); a RAM overflow then names --conv-kernel scatter."""
+    model = load_model(_RESULTS / "resnet8_cifar10_small_gather.mcudc").model
+    extra = memfit.gather_arena(model)
+    assert 0 < extra < model.arena_bytes()
+    assert memfit.gather_arena(load_model(_RESULTS / "resnet8_cifar10_small.mcudc").model) == 0
+    report = _report(100_000, 20_000)
+    report.gather_arena = extra
+    with pytest.raises(FitError) as info:
+        memfit.check_fit(report)
+    want = f"--conv-kernel scatter`): the gather kernel's padded inputs and taps take {extra:,d} B"
+    assert want in str(info.value)
+    report.gather_arena = 0
+    with pytest.raises(FitError) as info:
+        memfit.check_fit(report)
+    assert "--conv-kernel" not in str(info.value)
+
+
 CALLGRAPH = """graph: { title: "a.c"
 node: { title: "mcu_dc_reset_handler" label: "mcu_dc_reset_handler\\na.c:1:1\\n8 bytes (static)" }
 node: { title: "main" label: "main\\na.c:2:1\\n40 bytes (static)" }
