@@ -14,7 +14,9 @@
  *      groups of w * (sum of x). With weight sharing, k groups cost k multiplies per position
  *      whatever the number of kept weights.
  *
- * On cores with the DSP extension (MCU_DC_DSP) the four positions are two halfword pairs:
+ * A 1 x 1 conv at stride 1 without padding takes its whole output map as one row (its positions
+ * are contiguous in the input plane). On cores with the DSP extension (MCU_DC_DSP) the four
+ * positions are two halfword pairs:
  * per tap one unaligned word load and two sxtab16 (stride 1: bytes 0,2 and 1,3 of the word;
  * stride 2: bytes 0,2 of the word at the tap and 1,3 of the word three bytes on), per group
  * four smlabb/smlatb. Other strides, other cores and each row's last conv_w % 4 positions
@@ -299,14 +301,17 @@ MCU_DC_NOINLINE MCU_DC_HOT_O2 static uint32_t gather_dsp_s2(const int8_t *xp, ui
 /* Every accumulator of one output channel from its groups. */
 static void gather_channel(const mcu_dc_node_t *n, const int8_t *xp, const gather_t *g, uint32_t ng, uint32_t init)
 {
-    const uint32_t cw = n->conv_w, sw = n->stride_w, row_step = n->stride_h * padded_w(n);
+    /* a 1 x 1 conv at stride 1 without padding reads its output map's positions contiguously: one row */
+    const int flat = n->kernel_h == 1u && n->kernel_w == 1u && n->stride_h == 1u && n->stride_w == 1u && !padded(n);
+    const uint32_t cw = flat ? n->conv_h * n->conv_w : n->conv_w, rows = flat ? 1u : n->conv_h;
+    const uint32_t sw = n->stride_w, row_step = n->stride_h * padded_w(n);
     uint32_t *acc = g->acc;
     uint32_t oy, ox;
     if (ng == 0u) { /* no kept weight: bias only */
-        for (ox = 0u; ox < n->conv_h * cw; ox++) acc[ox] = init;
+        for (ox = 0u; ox < n->conv_h * n->conv_w; ox++) acc[ox] = init;
         return;
     }
-    for (oy = 0u; oy < n->conv_h; oy++, acc += cw, xp += row_step) {
+    for (oy = 0u; oy < rows; oy++, acc += cw, xp += row_step) {
         ox = 0u;
 #if MCU_DC_DSP
         if (sw == 1u) ox = gather_dsp_s1(xp, acc, cw, g, ng, init);

@@ -267,6 +267,8 @@ def _gather_work(op: Any, c: KernelCosts) -> float:
     groups = gather_groups(op)
     rows = a.shape[0]
     _, oh, ow = op.conv_shape
+    if tuple(op.kernel) == (1, 1) and tuple(op.stride) == (1, 1) and not any(op.pads):
+        oh, ow = 1, oh * ow  # one row: the output map's positions are contiguous in the input
     blocks = sum(
         n * (t * taps + g * groups + b * rows)
         for (kind, s, w), n in gather_blocks(ow, op.stride[1], c.gather_dsp)
