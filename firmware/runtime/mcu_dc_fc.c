@@ -454,12 +454,7 @@ typedef struct {
 static int fc_scratch_table(const mcu_dc_node_t *n, const mcu_dc_io_t *io, const mcu_dc_huff_t *h,
                             mcu_dc_bitreader_t *br)
 {
-    uint16_t *lut = (uint16_t *)(void *)io->scratch;
-    const int complete = mcu_dc_huff_build_table(h, lut, n->table_bits);
-    br->lut = lut;
-    br->lut_shift = 32u - n->table_bits;
-    br->walk_len = n->table_bits + 1u;
-    return complete;
+    return mcu_dc_bitreader_use_table(br, h, (uint16_t *)(void *)io->scratch, n->table_bits);
 }
 
 /* Close rows until the column lies in the current one, then add the pending weight. */

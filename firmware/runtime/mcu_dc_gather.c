@@ -60,41 +60,54 @@ uint64_t mcu_dc_gather_input_bytes(const mcu_dc_node_t *n)
 
 static uint64_t align4_64(uint64_t v) { return (v + 3u) & ~(uint64_t)3u; }
 
-uint64_t mcu_dc_gather_scratch(const mcu_dc_node_t *n)
+/* Byte offsets of the scratch parts (the layout above; each 4-aligned) and the total: the one
+ * place the layout is computed, for both the op's scratch size and the kernel's pointers. */
+typedef struct {
+    uint64_t groups, raw, cnt, off, taps, pad, table, total;
+} gather_offsets_t;
+
+static void gather_offsets(const mcu_dc_node_t *n, gather_offsets_t *o)
 {
     const uint64_t f = n->fan_in;
-    uint64_t s = 4u * (uint64_t)n->conv_h * n->conv_w + 4u * (uint64_t)groups_max(n->fan_in) + 512u;
-    s += 4u * f + 2u * align4_64(2u * f);
-    if (padded(n)) s += align4_64(mcu_dc_gather_input_bytes(n));
-    if (n->table_bits > 0u && n->table_bits <= MCU_DC_MAX_TABLE_BITS) s += 2u << n->table_bits;
-    return s;
+    o->groups = 4u * (uint64_t)n->conv_h * n->conv_w; /* after the accumulators */
+    o->raw = o->groups + 4u * (uint64_t)groups_max(n->fan_in);
+    o->cnt = o->raw + 4u * f;
+    o->off = o->cnt + 512u;
+    o->taps = o->off + align4_64(2u * f);
+    o->pad = o->taps + align4_64(2u * f);
+    o->table = o->pad + (padded(n) ? align4_64(mcu_dc_gather_input_bytes(n)) : 0u);
+    o->total = o->table;
+    if (n->table_bits > 0u && n->table_bits <= MCU_DC_MAX_TABLE_BITS) o->total += 2u << n->table_bits;
 }
 
+uint64_t mcu_dc_gather_scratch(const mcu_dc_node_t *n)
+{
+    gather_offsets_t o;
+    gather_offsets(n, &o);
+    return o.total;
+}
+
+/* The parts' pointers in scratch s (validated: the plan reserves mcu_dc_gather_scratch bytes). */
 static void gather_layout(const mcu_dc_node_t *n, uint32_t *s, gather_t *g)
 {
-    const uint32_t f = n->fan_in;
-    uint8_t *p;
+    uint8_t *const base = (uint8_t *)(void *)s;
+    gather_offsets_t o;
+    gather_offsets(n, &o);
     g->acc = s;
-    s += n->conv_h * n->conv_w;
-    g->groups = s;
-    s += groups_max(f);
-    g->raw = s;
-    s += f;
-    p = (uint8_t *)(void *)s;
-    g->cnt = (uint16_t *)(void *)p;
-    p += 512u;
-    g->off = (uint16_t *)(void *)p;
-    p += mcu_dc_align4(2u * f);
-    g->taps = (uint16_t *)(void *)p;
-    p += mcu_dc_align4(2u * f);
-    g->pad = (int8_t *)(void *)p;
-    if (padded(n)) p += mcu_dc_align4((uint32_t)mcu_dc_gather_input_bytes(n));
-    g->table = (uint16_t *)(void *)p;
+    g->groups = (uint32_t *)(void *)(base + (uint32_t)o.groups);
+    g->raw = (uint32_t *)(void *)(base + (uint32_t)o.raw);
+    g->cnt = (uint16_t *)(void *)(base + (uint32_t)o.cnt);
+    g->off = (uint16_t *)(void *)(base + (uint32_t)o.off);
+    g->taps = (uint16_t *)(void *)(base + (uint32_t)o.taps);
+    g->pad = (int8_t *)(void *)(base + (uint32_t)o.pad);
+    g->table = (uint16_t *)(void *)(base + (uint32_t)o.table);
 }
 
-static void fill_s8(int8_t *p, int8_t v, uint32_t n)
+/* n bytes of v from p; returns p + n. */
+static int8_t *fill_s8(int8_t *p, int8_t v, uint32_t n)
 {
     while (n-- != 0u) *p++ = v;
+    return p;
 }
 
 /* The input the taps read: x itself, or x copied into pad with the borders set to in_zp. */
@@ -106,18 +119,13 @@ static const int8_t *gather_input(const mcu_dc_node_t *n, const int8_t *x, int8_
     uint32_t c, r, i;
     if (!padded(n)) return x;
     for (c = 0u; c < n->in_c; c++) {
-        fill_s8(p, zp, n->pad_top * wp + n->pad_left);
-        p += n->pad_top * wp + n->pad_left;
+        p = fill_s8(p, zp, n->pad_top * wp + n->pad_left);
         for (r = 0u; r < n->in_h; r++) {
-            for (i = 0u; i < n->in_w; i++) p[i] = x[i];
-            p += n->in_w;
-            x += n->in_w;
-            /* this row's right pad and the next row's left pad (or the bottom rows) */
-            fill_s8(p, zp, r + 1u < n->in_h ? n->pad_right + n->pad_left : n->pad_right);
-            p += r + 1u < n->in_h ? n->pad_right + n->pad_left : n->pad_right;
+            for (i = 0u; i < n->in_w; i++) *p++ = *x++;
+            /* this row's right pad and the next row's left pad (the last row: its right pad only) */
+            p = fill_s8(p, zp, n->pad_right + (r + 1u < n->in_h ? n->pad_left : 0u));
         }
-        fill_s8(p, zp, n->pad_bottom * wp);
-        p += n->pad_bottom * wp;
+        p = fill_s8(p, zp, n->pad_bottom * wp);
     }
     return pad;
 }
@@ -166,6 +174,14 @@ MCU_DC_NOINLINE static void gather_four(const int8_t *b, uint32_t sw, const uint
 }
 
 #if MCU_DC_DSP
+/* One group's halfword-pair sum P times its weight (gv's low halfword) into the accumulators of
+ * P's two positions: LO += low lane * w, HI += high lane * w. */
+#define GATHER_MAC2(P, GV, LO, HI)                       \
+    do {                                                 \
+        (LO) = mcu_dc_dsp_smlabb((P), (GV), (LO));       \
+        (HI) = mcu_dc_dsp_smlatb((P), (GV), (HI));       \
+    } while (0)
+
 /* n4 blocks of four positions sw (1 or 2) apart from b; per tap, stride 1: one word (bytes 0, 2 and
  * 1, 3: positions 0, 2 and 1, 3); stride 2: bytes 0, 2 of the word at the tap (positions 0, 1) and
  * bytes 1, 3 of the word three bytes on (inputs 4, 6: positions 2, 3). Two taps per turn. */
@@ -193,16 +209,12 @@ static MCU_DC_ALWAYS_INLINE void gather_dsp4(const int8_t *b, uint32_t *acc, uin
                 p1 = mcu_dc_dsp_sxtab16_ror8(mcu_dc_dsp_sxtab16_ror8(p1, mcu_dc_dsp_ld32(b2 + o)),
                                              mcu_dc_dsp_ld32(b2 + q));
             }
-            if (sw == 1u) {
-                a0 = mcu_dc_dsp_smlabb(p0, gv, a0);
-                a2 = mcu_dc_dsp_smlatb(p0, gv, a2);
-                a1 = mcu_dc_dsp_smlabb(p1, gv, a1);
-                a3 = mcu_dc_dsp_smlatb(p1, gv, a3);
-            } else {
-                a0 = mcu_dc_dsp_smlabb(p0, gv, a0);
-                a1 = mcu_dc_dsp_smlatb(p0, gv, a1);
-                a2 = mcu_dc_dsp_smlabb(p1, gv, a2);
-                a3 = mcu_dc_dsp_smlatb(p1, gv, a3);
+            if (sw == 1u) { /* p0: 0, 2; p1: 1, 3 */
+                GATHER_MAC2(p0, gv, a0, a2);
+                GATHER_MAC2(p1, gv, a1, a3);
+            } else { /* p0: 0, 1; p1: 2, 3 */
+                GATHER_MAC2(p0, gv, a0, a1);
+                GATHER_MAC2(p1, gv, a2, a3);
             }
         } while (gp != ge);
         acc[0] = a0;
@@ -245,23 +257,15 @@ static MCU_DC_ALWAYS_INLINE void gather_dsp8(const int8_t *b, uint32_t *acc, uin
                 p3 = mcu_dc_dsp_sxtab16_ror8(mcu_dc_dsp_sxtab16_ror8(p3, u), u2);
             }
             if (sw == 1u) { /* p0: 0, 2; p1: 1, 3; p2: 4, 6; p3: 5, 7 */
-                a0 = mcu_dc_dsp_smlabb(p0, gv, a0);
-                a2 = mcu_dc_dsp_smlatb(p0, gv, a2);
-                a1 = mcu_dc_dsp_smlabb(p1, gv, a1);
-                a3 = mcu_dc_dsp_smlatb(p1, gv, a3);
-                a4 = mcu_dc_dsp_smlabb(p2, gv, a4);
-                a6 = mcu_dc_dsp_smlatb(p2, gv, a6);
-                a5 = mcu_dc_dsp_smlabb(p3, gv, a5);
-                a7 = mcu_dc_dsp_smlatb(p3, gv, a7);
+                GATHER_MAC2(p0, gv, a0, a2);
+                GATHER_MAC2(p1, gv, a1, a3);
+                GATHER_MAC2(p2, gv, a4, a6);
+                GATHER_MAC2(p3, gv, a5, a7);
             } else { /* p0: 0, 1; p1: 2, 3; p2: 4, 5; p3: 6, 7 */
-                a0 = mcu_dc_dsp_smlabb(p0, gv, a0);
-                a1 = mcu_dc_dsp_smlatb(p0, gv, a1);
-                a2 = mcu_dc_dsp_smlabb(p1, gv, a2);
-                a3 = mcu_dc_dsp_smlatb(p1, gv, a3);
-                a4 = mcu_dc_dsp_smlabb(p2, gv, a4);
-                a5 = mcu_dc_dsp_smlatb(p2, gv, a5);
-                a6 = mcu_dc_dsp_smlabb(p3, gv, a6);
-                a7 = mcu_dc_dsp_smlatb(p3, gv, a7);
+                GATHER_MAC2(p0, gv, a0, a1);
+                GATHER_MAC2(p1, gv, a2, a3);
+                GATHER_MAC2(p2, gv, a4, a5);
+                GATHER_MAC2(p3, gv, a6, a7);
             }
         } while (gp != ge);
         acc[0] = a0;
@@ -388,12 +392,7 @@ static MCU_DC_ALWAYS_INLINE mcu_dc_status_t gather_huff_body(const mcu_dc_node_t
     int32_t col = -1;
     uint32_t oc = 0u, i, nt = 0u;
     mcu_dc_entry_readers(n, (k + 1u) << b, &hs, &bs, &hr, &br);
-    if (n->table_bits > 0u) { /* a compact section: every code resolves in the scratch table */
-        (void)mcu_dc_huff_build_table(&hs, c->g.table, n->table_bits);
-        bs.lut = c->g.table;
-        bs.lut_shift = 32u - n->table_bits;
-        bs.walk_len = n->table_bits + 1u;
-    }
+    if (n->table_bits > 0u) (void)mcu_dc_bitreader_use_table(&bs, &hs, c->g.table, n->table_bits);
     for (i = n->n_entries; i != 0u; i--) {
         uint32_t r, s;
         MCU_DC_HUFF_ENTRY(r, s, joint, b, rmask, bs, &hs, br, &hr, corrupt);

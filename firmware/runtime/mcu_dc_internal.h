@@ -265,6 +265,19 @@ static inline void mcu_dc_bitreader_init(mcu_dc_bitreader_t *br, const mcu_dc_hu
     }
 }
 
+/* Point reader br of compact section h at its decode table, built in lut (u16[1 << bits], scratch);
+ * bits >= max_len (validated), so every code resolves in one lookup and an empty entry (no code)
+ * reads as corrupt. Returns 1 when the code is complete (no entry empty). */
+static inline int mcu_dc_bitreader_use_table(mcu_dc_bitreader_t *br, const mcu_dc_huff_t *h, uint16_t *lut,
+                                             uint32_t bits)
+{
+    const int complete = mcu_dc_huff_build_table(h, lut, bits);
+    br->lut = lut;
+    br->lut_shift = 32u - bits;
+    br->walk_len = bits + 1u;
+    return complete;
+}
+
 /* The canonical decode of a code longer than the lookup table, straight from the
  * left-aligned buffer BUF (>= max_len valid bits): sets E to (length << 12) | symbol
  * like a table entry, or 0 for a corrupt stream. No calls. */
@@ -402,10 +415,6 @@ typedef struct {
 } mcu_dc_wreader_t;
 
 void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast);
-
-/* A fast reader of a compact HUFFMAN_JOINT section (table_bits): builds its decode table in lut
- * (u16[1 << table_bits], the caller's scratch) and decodes through it. Call after init. */
-void mcu_dc_wreader_use_table(mcu_dc_wreader_t *r, uint16_t *lut);
 
 /* COLUMN_SPARSE (docs/format.md, "Column-sparse stream"): the stream after the section's
  * u32 length, and one column's byte count (a varint: bytes summed while they are 255).

@@ -52,18 +52,6 @@ void mcu_dc_wreader_init(mcu_dc_wreader_t *r, const mcu_dc_node_t *n, int fast)
     }
 }
 
-void mcu_dc_wreader_use_table(mcu_dc_wreader_t *r, uint16_t *lut)
-{
-    const uint32_t bits = r->n->table_bits;
-    if (!r->joint || !r->hs.compact || r->left == 0u || bits == 0u) return;
-    (void)mcu_dc_huff_build_table(&r->hs, lut, bits); /* bits >= max_len (validated): every code resolves */
-    mcu_dc_bitreader_init(&r->bs, &r->hs);
-    r->bs.lut = lut;
-    r->bs.lut_shift = 32u - bits;
-    r->bs.walk_len = bits + 1u; /* an empty entry is no code: corrupt */
-    r->fast = 1u;
-}
-
 /* The next Huffman entry's (run, symbol) with the chosen decoder; 0, or -1 if corrupt. */
 static int huff_entry(mcu_dc_wreader_t *r, uint32_t *run, uint32_t *sym)
 {

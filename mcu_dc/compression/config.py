@@ -113,7 +113,9 @@ class CompressConfig:
                 f"task = {self.task!r} is not one of auto, {', '.join(TASKS)}; 'auto' (the default) takes "
                 "the dataset's task"
             )
-        if self.conv_kernel not in ("gather", "scatter"):
+        from mcu_dc.core.objective import CONV_KERNELS
+
+        if self.conv_kernel not in CONV_KERNELS:
             raise ConfigError(
                 f"conv_kernel = {self.conv_kernel!r} is not one of gather, scatter; 'gather' (the default) "
                 "is the faster, 'scatter' uses the least RAM"

@@ -7,8 +7,8 @@ one conv output channel of int32 accumulators in its scratch, pools it, requanti
 Requantization and the clamp are monotone, so pooling before or after them is equal.
 
 ``gather`` selects the gather kernel (docs/format.md, "Gather convolution"): the same outputs,
-computed per block of four output positions from the input padded with its zero point and one
-channel's taps grouped by weight value (adds per tap, one multiply per group); it costs the
+computed per block of output positions from the input padded with its zero point and one
+channel's taps grouped by codebook symbol (adds per tap, one multiply per group); it costs the
 RAM of :func:`gather_scratch_bytes` and no flash.
 """
 
@@ -116,10 +116,6 @@ def pooled(shape: Shape, pool: tuple[int, int, int, int] | None) -> Shape:
 GATHER_MAX_INPUT = 0xFFFF
 
 
-def align4(n: int) -> int:
-    return (n + 3) & ~3
-
-
 def gather_input_bytes(op: Any) -> int:
     """Bytes of the input the gather kernel reads: padded with the zero point when the op pads."""
     c, h, w = op.in_shape
@@ -136,10 +132,11 @@ def gather_scratch_bytes(op: Any) -> int:
     convolution")."""
     _, oh, ow = op.conv_shape
     f = op.fan_in
-    padded = align4(gather_input_bytes(op)) if any(op.pads) else 0
+    padded = wt.align4(gather_input_bytes(op)) if any(op.pads) else 0
     groups = min(256, f) + f // 256 + 1
-    table = 2 << int(getattr(op, "table_bits", 0)) if int(getattr(op, "table_bits", 0)) else 0
-    return 4 * oh * ow + 4 * groups + 4 * f + 512 + 2 * align4(2 * f) + padded + table
+    tb = int(op.table_bits)
+    table = 2 << tb if tb else 0
+    return 4 * oh * ow + 4 * groups + 4 * f + 512 + 2 * wt.align4(2 * f) + padded + table
 
 
 def check_gather(op: Any, where: str) -> None:
